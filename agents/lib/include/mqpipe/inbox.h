@@ -1,0 +1,71 @@
+/* The durable inbox: an append-only file of received messages.
+ *
+ * Why: committing SQLite once per message caps an agent well below what the
+ * broker delivers. Appending the raw message with one write(2) before the
+ * MQTT acknowledgement is as durable as a WAL synchronous=NORMAL commit (the
+ * bytes are in the kernel when the PUBACK leaves), and the applier thread then
+ * moves records into SQLite in batched transactions, storing the last applied
+ * sequence number in the same transaction. At start the unapplied tail is
+ * replayed. With sync_full each append is also fdatasync'ed (survives power
+ * loss, slower).
+ *
+ * Record: "MQIB" | u32 body_len | body | u32 FNV-1a(body), where body is
+ * u64 seq | i64 received_us | u16 topic_len | u8 qos | u8 flags | topic | payload.
+ * A torn or garbled tail (the process died inside write) is cut off at open:
+ * that message was never acknowledged, so the broker delivers it again. */
+#ifndef MQPIPE_INBOX_H
+#define MQPIPE_INBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mqp_inbox;
+
+struct mqp_inbox_record {
+	uint64_t seq;
+	int64_t received_us;       /* CLOCK_REALTIME at arrival */
+	const char *topic;         /* not NUL-terminated */
+	size_t topic_len;
+	const void *payload;
+	size_t payload_len;
+	int qos;
+};
+
+/* Opens or creates the inbox at path, truncating any torn tail. Records with
+ * seq <= applied_seq are treated as already applied. Returns 0 and *out, or
+ * MQP_ERR_IO / MQP_ERR_NOMEM. */
+int mqp_inbox_open(struct mqp_inbox **out, const char *path, uint64_t applied_seq, int sync_full);
+void mqp_inbox_close(struct mqp_inbox *inbox);
+
+/* Appends one message with a single write(2) (thread-safe; any thread).
+ * Returns 0 once the bytes are in the kernel, or MQP_ERR_IO / MQP_ERR_NOMEM. */
+int mqp_inbox_append(struct mqp_inbox *inbox, const char *topic, size_t topic_len,
+		     const void *payload, size_t len, int qos, int64_t received_us);
+
+/* Waits up to timeout_ms for records not yet handed out. Returns 1 when there
+ * are some, 0 on timeout or mqp_inbox_wake. Consumer thread only. */
+int mqp_inbox_wait(struct mqp_inbox *inbox, int timeout_ms);
+
+/* Calls fn on each of up to max_records records not yet handed out, in order,
+ * without waiting (a record's memory is valid only during the call). fn
+ * returns 0 to go on, or a negative error to stop the read, which then returns
+ * it. Returns the number of records passed, or a negative error. Consumer
+ * thread only. */
+int mqp_inbox_read(struct mqp_inbox *inbox, size_t max_records,
+		   int (*fn)(void *ctx, const struct mqp_inbox_record *rec), void *ctx);
+
+/* Marks everything handed out by mqp_inbox_read as applied (call after the
+ * SQLite commit that stored the last seq). When the consumer has caught up
+ * with the writer the file is truncated to zero. Returns 0 or MQP_ERR_IO. */
+int mqp_inbox_applied(struct mqp_inbox *inbox);
+
+/* Sequence number of the last record handed out by mqp_inbox_read. */
+uint64_t mqp_inbox_last_seq(const struct mqp_inbox *inbox);
+
+/* Bytes appended but not yet handed to the consumer (thread-safe). */
+uint64_t mqp_inbox_backlog(struct mqp_inbox *inbox);
+
+/* Makes a waiting mqp_inbox_read return at once. */
+void mqp_inbox_wake(struct mqp_inbox *inbox);
+
+#endif

@@ -1,0 +1,56 @@
+/* Decoding and validating JSON payloads with cJSON.
+ *
+ * Every function that can refuse input fills a struct mqp_reason with one
+ * sentence naming the field and the rule it broke; that sentence becomes the
+ * dead letter's "reason". */
+#ifndef MQPIPE_JSON_H
+#define MQPIPE_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#define MQP_UINT_MAX_EXACT 9007199254740991ULL /* 2^53 - 1, exact in a double */
+#define MQP_STR_MAX 256                        /* default bound on string fields */
+
+struct mqp_reason {
+	char text[256];
+};
+
+/* Formats a reason (printf-style). Always returns MQP_ERR_INPUT, so a
+ * validator can `return mqp_reason_set(why, ...)`. */
+int mqp_reason_set(struct mqp_reason *why, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Checks that buf is UTF-8 and parses it as one JSON object with nothing after
+ * it. On success returns 0 and *out owns the tree (free with cJSON_Delete). On
+ * failure returns MQP_ERR_INPUT with a reason, or MQP_ERR_NOMEM. */
+int mqp_json_parse_object(const void *buf, size_t len, cJSON **out, struct mqp_reason *why);
+
+/* Reads the string member `name` of obj: present, a string, 1..max_bytes bytes
+ * and without NUL. *out points into obj (valid while obj lives). Returns 0 or
+ * MQP_ERR_INPUT. */
+int mqp_json_string(const cJSON *obj, const char *name, size_t max_bytes, const char **out,
+		    struct mqp_reason *why);
+
+/* Like mqp_json_string but for a field spelled either way (e.g. moduleId and
+ * moduleid): exactly one spelling, or both with the same value, must be there. */
+int mqp_json_string_alias(const cJSON *obj, const char *name, const char *alias, size_t max_bytes,
+			  const char **out, struct mqp_reason *why);
+
+/* Reads the number member `name` of obj as a whole number in [0, max]; max may
+ * be at most MQP_UINT_MAX_EXACT. Larger or fractional values are rejected, never
+ * rounded. Returns 0 or MQP_ERR_INPUT. */
+int mqp_json_uint(const cJSON *obj, const char *name, uint64_t max, uint64_t *out,
+		  struct mqp_reason *why);
+
+/* Adds an integer member that prints exactly, as a cJSON raw item (read it
+ * back by printing, not through valuedouble). Returns the new item, or NULL
+ * when out of memory. */
+cJSON *mqp_json_add_uint(cJSON *obj, const char *name, uint64_t value);
+
+/* Whether buf[0..len) is well-formed UTF-8 (no overlongs, surrogates, or code
+ * points past U+10FFFF). */
+int mqp_utf8_valid(const void *buf, size_t len);
+
+#endif

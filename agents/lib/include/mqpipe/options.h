@@ -1,0 +1,60 @@
+/* The flags every agent accepts (SPEC "Executables"), parsed with getopt_long.
+ *
+ * An agent may add its own flags through struct mqp_extra_option; the runtime
+ * parses both sets in one pass so usage errors look the same everywhere. */
+#ifndef MQPIPE_OPTIONS_H
+#define MQPIPE_OPTIONS_H
+
+#include <stdio.h>
+#include "mqpipe/log.h"
+
+#define MQP_EX_USAGE 64 /* sysexits.h EX_USAGE */
+
+struct mqp_options {
+	const char *agent;          /* "counter": names the default db and client id */
+	char broker[512];
+	char client_id[128];
+	char db_path[1024];
+	char prefix[128];           /* "" when none; otherwise topics become prefix/topic */
+	char username[128];
+	char password[256];         /* read from --password-file */
+	int has_username, has_password;
+	char cafile[512], cert[512], key[512];
+	enum mqp_log_level log_level;
+	enum mqp_log_format log_format;
+	int metrics_interval_s;
+	int sync_full;              /* --sync full: fsync each inbox write */
+};
+
+/* An agent-specific flag. `handle` gets the agent's context and the argument
+ * (NULL for a flag without one) and returns 0, or a negative value with a
+ * one-line message in err to refuse it. */
+struct mqp_extra_option {
+	const char *name;           /* long name, without the dashes */
+	int has_arg;                /* 0 or 1 */
+	const char *arg_name;       /* for --help: "N", "FILE" */
+	const char *help;
+	int (*handle)(void *ctx, const char *arg, char *err, size_t errlen);
+};
+
+/* Outcome of mqp_options_parse. */
+enum mqp_parse_result {
+	MQP_PARSE_RUN = 0,     /* run the agent */
+	MQP_PARSE_EXIT_OK,     /* --help or --version was printed */
+	MQP_PARSE_USAGE,       /* a usage error was printed: exit MQP_EX_USAGE */
+};
+
+/* Parses argv into *opts (defaults from SPEC, $MQPIPE_BROKER, $STATE_DIRECTORY).
+ * Help and version go to `out`; a usage error is one line on `err`. */
+enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *agent, int argc,
+					char **argv, const struct mqp_extra_option *extra,
+					size_t n_extra, void *extra_ctx, FILE *out, FILE *err);
+
+/* Writes prefix/topic (or topic when there is no prefix) into buf.
+ * Returns 0, or MQP_ERR_INVAL when it does not fit. */
+int mqp_options_topic(const struct mqp_options *opts, const char *topic, char *buf, size_t size);
+
+/* Parses a whole decimal number in [min, max]. Returns 0 or MQP_ERR_INVAL. */
+int mqp_parse_long(const char *text, long min, long max, long *out);
+
+#endif

@@ -1,0 +1,87 @@
+/* The agent runtime: everything an mqpipe agent shares.
+ *
+ * An agent supplies a struct mqp_agent (its name, subscriptions, schema and a
+ * handler) and calls mqp_agent_main from main(). The runtime then:
+ *  - parses the common flags (exit 64 on a usage error);
+ *  - opens the SQLite store and the durable inbox, replaying its unapplied tail;
+ *  - connects to the broker with an MQTT 5 persistent session (clean start 0,
+ *    session never expiring), retrying with backoff, reconnecting automatically,
+ *    re-subscribing at QoS 1 on every connect and setting TCP_NODELAY;
+ *  - appends each message to the inbox before it is acknowledged, and applies
+ *    inbox records on one applier thread in batched transactions, calling the
+ *    handler for each inside its own savepoint;
+ *  - publishes outputs from the outbox after the commit that wrote them, and
+ *    deletes them once the broker acknowledged them;
+ *  - publishes retained status (with a last will) and periodic metrics, talks
+ *    to systemd, and stops cleanly on SIGTERM/SIGINT.
+ * One runtime per process. */
+#ifndef MQPIPE_RUNTIME_H
+#define MQPIPE_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "mqpipe/error.h"
+#include "mqpipe/json.h"
+#include "mqpipe/log.h"
+#include "mqpipe/options.h"
+#include "mqpipe/store.h"
+
+/* What the handler sees of one message. topic has the --prefix removed. */
+struct mqp_message {
+	const char *topic;
+	const void *payload;
+	size_t len;
+	int64_t received_ms; /* arrival, Unix ms */
+};
+
+/* The handler's view of the runtime while it handles one message. */
+struct mqp_ctx;
+
+struct mqp_agent {
+	const char *name;                  /* "counter": default client id mqpipe-<name> */
+	const char *const *subscriptions;  /* NULL-terminated topic filters, before prefix */
+	const struct mqp_migration *migrations;
+	size_t n_migrations;
+	const struct mqp_extra_option *options; /* agent-specific flags, may be NULL */
+	size_t n_options;
+	void *options_ctx;                 /* passed to the options' handlers */
+	/* Called once the store is open, before any message: prepare statements.
+	 * Returns 0 or a negative error (the agent then exits 1). */
+	int (*init)(void *state, struct mqp_store *store);
+	void (*fini)(void *state);
+	/* Handles one message inside its own savepoint of the batch transaction.
+	 * Effects go through the store and mqp_emit. Returns 0 when handled;
+	 * MQP_ERR_INPUT with a reason in *why to refuse the message (its effects are
+	 * rolled back and it is dead-lettered); MQP_ERR_DB when the store failed
+	 * (the agent stops without acknowledging more: the inbox keeps the message
+	 * for the next start); any other negative error rolls the message back and
+	 * dead-letters it with "internal error". */
+	int (*handle)(void *state, struct mqp_ctx *ctx, const struct mqp_message *msg,
+		      struct mqp_reason *why);
+	void *state;
+};
+
+/* Runs the agent until SIGTERM/SIGINT. Returns the process exit status. */
+int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv);
+
+/* Queues an output event in the outbox, in the current transaction; it is
+ * published (QoS 1, with the --prefix) once that transaction commits. obj stays
+ * the caller's. Returns 0 or a negative error. */
+int mqp_emit(struct mqp_ctx *ctx, const char *topic, const cJSON *obj);
+
+/* The store, for the handler's prepared statements. */
+struct mqp_store *mqp_ctx_store(struct mqp_ctx *ctx);
+
+/* Builds the dead-letter event published on deadletter/<topic>:
+ * {"agent","topic","reason","payload"|"payload_b64","received_at"}, with the
+ * payload as text when it is UTF-8 without NUL, else base64. Returns a new
+ * object, or NULL when out of memory. */
+cJSON *mqp_deadletter_event(const char *agent, const char *topic, const char *reason,
+			    const void *payload, size_t len, int64_t received_ms);
+
+/* Current time, Unix ms / µs. */
+int64_t mqp_now_ms(void);
+int64_t mqp_now_us(void);
+
+#endif

@@ -1,0 +1,71 @@
+/* The agent's SQLite file: WAL mode, schema migrations, and the tables the
+ * runtime owns (outbox, dead letters, inbox progress).
+ *
+ * A store is used by one thread at a time: the applier thread once the agent
+ * runs. All writes happen inside mqp_store_begin/commit. */
+#ifndef MQPIPE_STORE_H
+#define MQPIPE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+
+struct mqp_store;
+
+/* One schema step: SQL run once, in order, inside a transaction. */
+struct mqp_migration {
+	const char *sql;
+};
+
+/* Opens (creating it and its directory when missing) the SQLite file at path,
+ * applies the runtime's migrations and then the agent's, recorded per
+ * `component`. synchronous=FULL when sync_full, else NORMAL. On success returns
+ * 0 and *out owns the store (close with mqp_store_close). */
+int mqp_store_open(struct mqp_store **out, const char *path, int sync_full, const char *component,
+		   const struct mqp_migration *migrations, size_t n_migrations);
+void mqp_store_close(struct mqp_store *store);
+
+/* The connection, for an agent's own prepared statements. */
+sqlite3 *mqp_store_db(struct mqp_store *store);
+
+/* Transactions and per-message savepoints. Return 0 or MQP_ERR_DB (logged). */
+int mqp_store_begin(struct mqp_store *store);
+int mqp_store_commit(struct mqp_store *store);
+void mqp_store_rollback(struct mqp_store *store);
+int mqp_store_savepoint(struct mqp_store *store);
+int mqp_store_release(struct mqp_store *store);
+void mqp_store_rollback_savepoint(struct mqp_store *store);
+
+/* Adds an output event to the outbox; *id receives its row id. */
+int mqp_store_outbox_add(struct mqp_store *store, const char *topic, const void *payload,
+			 size_t len, int qos, int retain, int64_t *id);
+/* Deletes an acknowledged output. Deleting a missing id is not an error. */
+int mqp_store_outbox_delete(struct mqp_store *store, int64_t id);
+/* Calls fn for every outbox row, oldest first; stops early when fn returns
+ * non-zero and returns that value. */
+int mqp_store_outbox_each(struct mqp_store *store,
+			  int (*fn)(void *ctx, int64_t id, const char *topic, const void *payload,
+				    size_t len, int qos, int retain),
+			  void *ctx);
+/* Calls fn for the outbox row with this id, if it is still there. Returns
+ * fn's value, 0 when the row is gone, or MQP_ERR_DB. */
+int mqp_store_outbox_get(struct mqp_store *store, int64_t id,
+			 int (*fn)(void *ctx, int64_t id, const char *topic, const void *payload,
+				   size_t len, int qos, int retain),
+			 void *ctx);
+/* Number of rows in the outbox, or a negative error. */
+int64_t mqp_store_outbox_depth(struct mqp_store *store);
+
+/* Records a dead letter. */
+int mqp_store_deadletter_add(struct mqp_store *store, const char *topic, const char *reason,
+			     const void *payload, size_t len, int64_t received_ms);
+
+/* A small integer key/value table for runtime state (e.g. the last applied
+ * inbox sequence). get leaves *value untouched when the key is missing. */
+int mqp_store_meta_get(struct mqp_store *store, const char *key, int64_t *value);
+int mqp_store_meta_set(struct mqp_store *store, const char *key, int64_t value);
+
+/* Logs the connection's last error with `what` as context; returns MQP_ERR_DB. */
+int mqp_store_fail(struct mqp_store *store, const char *what);
+
+#endif

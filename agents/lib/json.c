@@ -1,0 +1,122 @@
+/* JSON decoding and validation: see mqpipe/json.h. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mqpipe/error.h"
+#include "mqpipe/json.h"
+
+int mqp_reason_set(struct mqp_reason *why, const char *fmt, ...)
+{
+	if (why) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why->text, sizeof(why->text), fmt, ap);
+		va_end(ap);
+	}
+	return MQP_ERR_INPUT;
+}
+
+int mqp_json_parse_object(const void *buf, size_t len, cJSON **out, struct mqp_reason *why)
+{
+	*out = NULL;
+	if (len == 0)
+		return mqp_reason_set(why, "empty payload: expected a JSON object");
+	if (!mqp_utf8_valid(buf, len))
+		return mqp_reason_set(why, "payload is not valid UTF-8");
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+	if (!root) {
+		/* cJSON gives no reason but does point at where it stopped. */
+		size_t at = end ? (size_t)(end - (const char *)buf) : 0;
+		if (at > len)
+			at = len;
+		return mqp_reason_set(why, "not JSON: syntax error at byte %zu", at);
+	}
+	/* Anything but white space after the value is trailing garbage. */
+	size_t used = (size_t)(end - (const char *)buf);
+	while (used < len && strchr(" \t\r\n", ((const char *)buf)[used]) &&
+	       ((const char *)buf)[used] != '\0')
+		used++;
+	if (used < len) {
+		cJSON_Delete(root);
+		return mqp_reason_set(why, "not JSON: unexpected data after the value at byte %zu",
+				      used);
+	}
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return mqp_reason_set(why, "payload must be a JSON object");
+	}
+	*out = root;
+	return MQP_OK;
+}
+
+int mqp_json_string(const cJSON *obj, const char *name, size_t max_bytes, const char **out,
+		    struct mqp_reason *why)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (!item)
+		return mqp_reason_set(why, "missing field '%s'", name);
+	if (!cJSON_IsString(item) || !item->valuestring)
+		return mqp_reason_set(why, "field '%s' must be a string", name);
+	size_t n = strlen(item->valuestring);
+	if (n == 0)
+		return mqp_reason_set(why, "field '%s' must not be empty", name);
+	if (n > max_bytes)
+		return mqp_reason_set(why, "field '%s' is longer than %zu bytes", name, max_bytes);
+	/* cJSON decodes \u0000 into a NUL, silently cutting the string; refuse it. */
+	if (!mqp_utf8_valid(item->valuestring, n))
+		return mqp_reason_set(why, "field '%s' is not valid UTF-8", name);
+	*out = item->valuestring;
+	return MQP_OK;
+}
+
+int mqp_json_string_alias(const cJSON *obj, const char *name, const char *alias, size_t max_bytes,
+			  const char **out, struct mqp_reason *why)
+{
+	/* cJSON_HasObjectItem ignores case, which would make the spellings one. */
+	int has_name = cJSON_GetObjectItemCaseSensitive(obj, name) != NULL;
+	int has_alias = cJSON_GetObjectItemCaseSensitive(obj, alias) != NULL;
+	if (!has_name && !has_alias)
+		return mqp_reason_set(why, "missing field '%s' (or '%s')", name, alias);
+	const char *a = NULL, *b = NULL;
+	int rc;
+	if (has_name && (rc = mqp_json_string(obj, name, max_bytes, &a, why)))
+		return rc;
+	if (has_alias && (rc = mqp_json_string(obj, alias, max_bytes, &b, why)))
+		return rc;
+	if (a && b && strcmp(a, b) != 0)
+		return mqp_reason_set(why, "fields '%s' and '%s' differ", name, alias);
+	*out = a ? a : b;
+	return MQP_OK;
+}
+
+int mqp_json_uint(const cJSON *obj, const char *name, uint64_t max, uint64_t *out,
+		  struct mqp_reason *why)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (!item)
+		return mqp_reason_set(why, "missing field '%s'", name);
+	if (!cJSON_IsNumber(item))
+		return mqp_reason_set(why, "field '%s' must be a number", name);
+	double v = item->valuedouble;
+	/* Values past 2^53-1 may already have been rounded by strtod: any double
+	 * >= 2^53 is refused, so no rounded value is ever accepted. */
+	if (!isfinite(v) || v < 0 || v != floor(v) || v > (double)max)
+		return mqp_reason_set(why,
+				      "field '%s' must be a whole number from 0 to %llu",
+				      name, (unsigned long long)max);
+	*out = (uint64_t)v;
+	return MQP_OK;
+}
+
+cJSON *mqp_json_add_uint(cJSON *obj, const char *name, uint64_t value)
+{
+	/* cJSON prints numbers with %1.15g and accepts the result when it is within
+	 * a relative epsilon, so 9007199254740991 would come out as
+	 * 9.00719925474099e+15. Integers therefore go out as raw decimal text. */
+	char text[24];
+	snprintf(text, sizeof(text), "%llu", (unsigned long long)value);
+	return cJSON_AddRawToObject(obj, name, text);
+}

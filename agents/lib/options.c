@@ -1,0 +1,295 @@
+/* Common flags: see mqpipe/options.h. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mqpipe/error.h"
+#include "mqpipe/options.h"
+
+enum {
+	OPT_PASSWORD_FILE = 1000,
+	OPT_CAFILE,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_LOG_FORMAT,
+	OPT_METRICS_INTERVAL,
+	OPT_SYNC,
+	OPT_EXTRA_BASE = 2000,
+};
+
+static const struct option options__common[] = {
+	{"broker", required_argument, NULL, 'b'},
+	{"client-id", required_argument, NULL, 'i'},
+	{"db", required_argument, NULL, 'd'},
+	{"prefix", required_argument, NULL, 'p'},
+	{"username", required_argument, NULL, 'u'},
+	{"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+	{"cafile", required_argument, NULL, OPT_CAFILE},
+	{"cert", required_argument, NULL, OPT_CERT},
+	{"key", required_argument, NULL, OPT_KEY},
+	{"log-level", required_argument, NULL, 'l'},
+	{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+	{"metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL},
+	{"sync", required_argument, NULL, OPT_SYNC},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+};
+#define OPTIONS__N_COMMON (sizeof(options__common) / sizeof(options__common[0]))
+
+int mqp_parse_long(const char *text, long min, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < min || v > max)
+		return MQP_ERR_INVAL;
+	*out = v;
+	return MQP_OK;
+}
+
+/* Copies src into dst[size]; returns MQP_ERR_INVAL when it does not fit. */
+static int options__copy(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= size)
+		return MQP_ERR_INVAL;
+	memcpy(dst, src, n + 1);
+	return MQP_OK;
+}
+
+/* Reads the first line of path as the password. */
+static int options__read_password(struct mqp_options *opts, const char *path, char *err,
+				  size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "--password-file %s: %s", path, strerror(errno));
+		return MQP_ERR_INVAL;
+	}
+	if (!fgets(opts->password, sizeof(opts->password), f))
+		opts->password[0] = '\0';
+	fclose(f);
+	opts->password[strcspn(opts->password, "\r\n")] = '\0';
+	opts->has_password = 1;
+	return MQP_OK;
+}
+
+static void options__usage(FILE *out, const char *agent, const struct mqp_extra_option *extra,
+			   size_t n_extra)
+{
+	fprintf(out,
+		"Usage: mqpipe-%s [OPTION]...\n"
+		"mqpipe %s agent: reads and writes events through an MQTT broker.\n\n"
+		"  -b, --broker URI          tcp://host:port, ssl://…, ws://… "
+		"(default $MQPIPE_BROKER, else tcp://127.0.0.1:1883)\n"
+		"  -i, --client-id ID        MQTT client id and session (default mqpipe-%s)\n"
+		"  -d, --db PATH             SQLite state file (default $STATE_DIRECTORY/%s.db, "
+		"else ./var/%s.db)\n"
+		"  -p, --prefix P            topic namespace: every topic becomes P/topic\n"
+		"  -u, --username U          broker user name\n"
+		"      --password-file F     broker password: the first line of F\n"
+		"      --cafile F            CA certificates for ssl://\n"
+		"      --cert F, --key F     client certificate and key for ssl://\n"
+		"  -l, --log-level L         error, warn, info (default) or debug\n"
+		"      --log-format F        kv (default) or json\n"
+		"      --metrics-interval S  seconds between metrics reports (default 10)\n"
+		"      --sync MODE           normal (default: survives a process crash) or full\n"
+		"                            (fsync each message: survives power loss, slower)\n",
+		agent, agent, agent, agent, agent);
+	for (size_t i = 0; i < n_extra; i++) {
+		char left[64];
+		snprintf(left, sizeof(left), "--%s%s%s", extra[i].name, extra[i].has_arg ? " " : "",
+			 extra[i].has_arg ? extra[i].arg_name : "");
+		fprintf(out, "      %-20s  %s\n", left, extra[i].help);
+	}
+	fprintf(out, "  -h, --help                this help\n"
+		     "  -V, --version             print the version\n");
+}
+
+/* Fills the defaults that come from SPEC and the environment. */
+static void options__defaults(struct mqp_options *opts, const char *agent)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->agent = agent;
+	const char *env = getenv("MQPIPE_BROKER");
+	snprintf(opts->broker, sizeof(opts->broker), "%s",
+		 env && *env ? env : "tcp://127.0.0.1:1883");
+	snprintf(opts->client_id, sizeof(opts->client_id), "mqpipe-%s", agent);
+	/* systemd's StateDirectory= may list several directories: use the first. */
+	const char *state = getenv("STATE_DIRECTORY");
+	if (state && *state) {
+		size_t n = strcspn(state, ":");
+		snprintf(opts->db_path, sizeof(opts->db_path), "%.*s/%s.db", (int)n, state, agent);
+	} else {
+		snprintf(opts->db_path, sizeof(opts->db_path), "./var/%s.db", agent);
+	}
+	opts->log_level = MQP_LOG_INFO;
+	opts->log_format = MQP_LOG_KV;
+	opts->metrics_interval_s = 10;
+}
+
+static int options__valid_uri(const char *uri)
+{
+	static const char *const schemes[] = {"tcp://", "ssl://", "ws://", "wss://", "mqtt://",
+					      "mqtts://"};
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strncmp(uri, schemes[i], strlen(schemes[i])) == 0 && uri[strlen(schemes[i])])
+			return 1;
+	return 0;
+}
+
+enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *agent, int argc,
+					char **argv, const struct mqp_extra_option *extra,
+					size_t n_extra, void *extra_ctx, FILE *out, FILE *err)
+{
+	options__defaults(opts, agent);
+	struct option longopts[OPTIONS__N_COMMON + 32 + 1];
+	if (n_extra > 32)
+		n_extra = 32;
+	memcpy(longopts, options__common, sizeof(options__common));
+	for (size_t i = 0; i < n_extra; i++) {
+		longopts[OPTIONS__N_COMMON + i] = (struct option){
+			extra[i].name, extra[i].has_arg ? required_argument : no_argument, NULL,
+			OPT_EXTRA_BASE + (int)i};
+	}
+	memset(&longopts[OPTIONS__N_COMMON + n_extra], 0, sizeof(struct option));
+
+	char msg[512] = "";
+	int c;
+	optind = 1;
+	opterr = 0; /* we print our own one-line errors */
+	while ((c = getopt_long(argc, argv, ":b:i:d:p:u:l:hV", longopts, NULL)) != -1) {
+		int bad = 0;
+		switch (c) {
+		case 'b':
+			bad = !options__valid_uri(optarg) ||
+			      options__copy(opts->broker, sizeof(opts->broker), optarg);
+			if (bad)
+				snprintf(msg, sizeof(msg),
+					 "--broker '%s': expected tcp://host:port, ssl://…, ws://…",
+					 optarg);
+			break;
+		case 'i':
+			bad = !*optarg || options__copy(opts->client_id, sizeof(opts->client_id), optarg);
+			if (bad)
+				snprintf(msg, sizeof(msg), "--client-id: 1 to %zu bytes",
+					 sizeof(opts->client_id) - 1);
+			break;
+		case 'd':
+			bad = !*optarg || options__copy(opts->db_path, sizeof(opts->db_path), optarg);
+			if (bad)
+				snprintf(msg, sizeof(msg), "--db: a path of 1 to %zu bytes",
+					 sizeof(opts->db_path) - 1);
+			break;
+		case 'p':
+			bad = options__copy(opts->prefix, sizeof(opts->prefix), optarg) ||
+			      strpbrk(optarg, "#+") != NULL;
+			/* "a/b/" and "a/b" mean the same namespace */
+			if (!bad && opts->prefix[0] && opts->prefix[strlen(opts->prefix) - 1] == '/')
+				opts->prefix[strlen(opts->prefix) - 1] = '\0';
+			if (bad)
+				snprintf(msg, sizeof(msg), "--prefix '%s': no wildcards, at most %zu bytes",
+					 optarg, sizeof(opts->prefix) - 1);
+			break;
+		case 'u':
+			bad = options__copy(opts->username, sizeof(opts->username), optarg);
+			opts->has_username = !bad;
+			if (bad)
+				snprintf(msg, sizeof(msg), "--username: too long");
+			break;
+		case OPT_PASSWORD_FILE:
+			bad = options__read_password(opts, optarg, msg, sizeof(msg)) != 0;
+			break;
+		case OPT_CAFILE:
+		case OPT_CERT:
+		case OPT_KEY: {
+			char *dst = c == OPT_CAFILE ? opts->cafile : c == OPT_CERT ? opts->cert : opts->key;
+			bad = options__copy(dst, sizeof(opts->cafile), optarg) || access(optarg, R_OK);
+			if (bad)
+				snprintf(msg, sizeof(msg), "%s %s: cannot read the file", argv[optind - 2],
+					 optarg);
+			break;
+		}
+		case 'l':
+			bad = mqp_log_level_parse(optarg, &opts->log_level) != 0;
+			if (bad)
+				snprintf(msg, sizeof(msg),
+					 "--log-level '%s': expected error, warn, info or debug", optarg);
+			break;
+		case OPT_LOG_FORMAT:
+			if (strcmp(optarg, "kv") == 0)
+				opts->log_format = MQP_LOG_KV;
+			else if (strcmp(optarg, "json") == 0)
+				opts->log_format = MQP_LOG_JSON;
+			else
+				bad = snprintf(msg, sizeof(msg),
+					       "--log-format '%s': expected kv or json", optarg) > 0;
+			break;
+		case OPT_METRICS_INTERVAL: {
+			long v;
+			bad = mqp_parse_long(optarg, 1, 86400, &v) != 0;
+			opts->metrics_interval_s = (int)v;
+			if (bad)
+				snprintf(msg, sizeof(msg),
+					 "--metrics-interval '%s': whole seconds from 1 to 86400", optarg);
+			break;
+		}
+		case OPT_SYNC:
+			if (strcmp(optarg, "normal") == 0)
+				opts->sync_full = 0;
+			else if (strcmp(optarg, "full") == 0)
+				opts->sync_full = 1;
+			else
+				bad = snprintf(msg, sizeof(msg), "--sync '%s': expected normal or full",
+					       optarg) > 0;
+			break;
+		case 'h':
+			options__usage(out, agent, extra, n_extra);
+			return MQP_PARSE_EXIT_OK;
+		case 'V':
+			fprintf(out, "mqpipe-%s %s\n", agent, MQPIPE_VERSION);
+			return MQP_PARSE_EXIT_OK;
+		case ':':
+			snprintf(msg, sizeof(msg), "option '%s' needs an argument", argv[optind - 1]);
+			bad = 1;
+			break;
+		case '?':
+			if (optopt)
+				snprintf(msg, sizeof(msg), "unknown option '-%c'", optopt);
+			else
+				snprintf(msg, sizeof(msg), "unknown option '%s'", argv[optind - 1]);
+			bad = 1;
+			break;
+		default:
+			if (c >= OPT_EXTRA_BASE && c < OPT_EXTRA_BASE + (int)n_extra) {
+				const struct mqp_extra_option *x = &extra[c - OPT_EXTRA_BASE];
+				char xerr[400] = "";
+				if (x->handle(extra_ctx, x->has_arg ? optarg : NULL, xerr, sizeof(xerr))) {
+					snprintf(msg, sizeof(msg), "--%s: %s", x->name, xerr);
+					bad = 1;
+				}
+			}
+			break;
+		}
+		if (bad) {
+			fprintf(err, "mqpipe-%s: %s (see --help)\n", agent, msg);
+			return MQP_PARSE_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(err, "mqpipe-%s: unexpected argument '%s' (see --help)\n", agent, argv[optind]);
+		return MQP_PARSE_USAGE;
+	}
+	return MQP_PARSE_RUN;
+}
+
+int mqp_options_topic(const struct mqp_options *opts, const char *topic, char *buf, size_t size)
+{
+	int n = opts->prefix[0] ? snprintf(buf, size, "%s/%s", opts->prefix, topic)
+				: snprintf(buf, size, "%s", topic);
+	return (n < 0 || (size_t)n >= size) ? MQP_ERR_INVAL : MQP_OK;
+}

@@ -1,0 +1,926 @@
+/* The agent runtime: see mqpipe/runtime.h.
+ *
+ * Threads: Paho's receive thread appends each message to the durable inbox and
+ * returns 1 (so the PUBACK leaves only once the bytes are in the kernel); the
+ * applier thread owns the store and moves inbox records into SQLite in batched
+ * transactions, publishing outputs after each commit; the main thread handles
+ * signals, connection retries, metrics and the systemd watchdog. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <MQTTAsync.h>
+
+#include "mqpipe/inbox.h"
+#include "mqpipe/metrics.h"
+#include "mqpipe/net.h"
+#include "mqpipe/notify.h"
+#include "mqpipe/runtime.h"
+
+#define RUNTIME__BATCH 2048          /* records per transaction at most */
+#define RUNTIME__IDLE_WAIT_MS 250    /* applier wake-up when idle (acks, heartbeat) */
+#define RUNTIME__EX_SOFTWARE 70      /* sysexits.h: our own failure, systemd restarts */
+#define RUNTIME__ID_STATUS (-1)      /* send contexts that are not outbox rows */
+#define RUNTIME__ID_OFFLINE (-2)
+#define RUNTIME__ID_METRICS (-3)
+
+/* An output written to the outbox in the open transaction, sent after commit. */
+struct runtime__output {
+	int64_t id;
+	char *topic;   /* with prefix */
+	char *payload;
+	size_t len;
+	int qos, retain;
+	size_t rel;    /* offset of the topic without prefix, for metrics */
+};
+
+/* A growable list of int64 ids shared between Paho's threads and the applier. */
+struct runtime__ids {
+	int64_t *v;
+	size_t n, cap;
+};
+
+struct mqp_ctx {
+	struct runtime *rt;
+	const struct mqp_message *msg;
+};
+
+struct runtime {
+	const struct mqp_agent *agent;
+	struct mqp_options opts;
+	struct mqp_store *store;
+	struct mqp_inbox *inbox;
+	struct mqp_metrics *metrics;
+	MQTTAsync client;
+	char status_topic[300], metrics_topic[300];
+	char *online_payload, *offline_payload;
+	char **subs;
+	int *subs_qos;
+	int n_subs;
+	size_t prefix_len; /* bytes of "prefix/" to strip from incoming topics */
+
+	/* Connection (callbacks set, main thread reads). */
+	MQTTAsync_connectOptions conn;
+	MQTTAsync_willOptions will;
+	MQTTProperties conn_props;
+	MQTTAsync_SSLOptions ssl;
+	atomic_int connect_failed, online, ever_online, offline_acked, disconnected;
+
+	/* Applier (thread and what it alone touches). */
+	pthread_t applier;
+	atomic_int applier_stop, applier_done;
+	atomic_llong heartbeat_ms;
+	struct runtime__output *outputs;
+	size_t n_outputs, cap_outputs;
+	int64_t *batch_received_us;
+	size_t n_batch;
+	char topic_buf[65536 + 1];
+	atomic_llong outbox_depth;
+	int64_t start_us;
+
+	/* Shared with Paho's callbacks. */
+	pthread_mutex_t lock;
+	struct runtime__ids acked, failed;
+	atomic_long inflight;
+};
+
+static struct runtime runtime__rt; /* one runtime per process */
+
+int64_t mqp_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t mqp_now_ms(void)
+{
+	return mqp_now_us() / 1000;
+}
+
+static int64_t runtime__mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Appends id to list under rt->lock. Returns 0 or MQP_ERR_NOMEM. */
+static int runtime__ids_push(struct runtime__ids *ids, int64_t id)
+{
+	if (ids->n == ids->cap) {
+		size_t cap = ids->cap ? ids->cap * 2 : 256;
+		int64_t *v = realloc(ids->v, cap * sizeof(*v));
+		if (!v)
+			return MQP_ERR_NOMEM;
+		ids->v = v;
+		ids->cap = cap;
+	}
+	ids->v[ids->n++] = id;
+	return MQP_OK;
+}
+
+/* Moves the shared list into *out (which must be empty), leaving it empty. */
+static void runtime__ids_take(struct runtime *rt, struct runtime__ids *shared,
+			      struct runtime__ids *out)
+{
+	pthread_mutex_lock(&rt->lock);
+	*out = *shared;
+	memset(shared, 0, sizeof(*shared));
+	pthread_mutex_unlock(&rt->lock);
+}
+
+/* ---- dead letters -------------------------------------------------------- */
+
+/* Base64 (RFC 4648) by hand: cJSON has none and a dozen lines beat linking
+ * OpenSSL's BIO chain for it. Returns a malloc'ed string or NULL. */
+static char *runtime__base64(const unsigned char *p, size_t n)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc(4 * ((n + 2) / 3) + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		*o++ = tab[(v >> 18) & 63];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+		*o++ = i + 2 < n ? tab[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+cJSON *mqp_deadletter_event(const char *agent, const char *topic, const char *reason,
+			    const void *payload, size_t len, int64_t received_ms)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	int ok = cJSON_AddStringToObject(o, "agent", agent) &&
+		 cJSON_AddStringToObject(o, "topic", topic) &&
+		 cJSON_AddStringToObject(o, "reason", reason);
+	if (ok && mqp_utf8_valid(payload, len) && !memchr(payload, 0, len)) {
+		char *text = malloc(len + 1);
+		ok = text != NULL;
+		if (ok) {
+			memcpy(text, payload, len);
+			text[len] = '\0';
+			ok = cJSON_AddStringToObject(o, "payload", text) != NULL;
+			free(text);
+		}
+	} else if (ok) {
+		char *b64 = runtime__base64(payload, len);
+		ok = b64 && cJSON_AddStringToObject(o, "payload_b64", b64);
+		free(b64);
+	}
+	ok = ok && mqp_json_add_uint(o, "received_at", (uint64_t)received_ms);
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ---- outputs ------------------------------------------------------------- */
+
+static void runtime__on_sent(void *context, MQTTAsync_successData5 *response)
+{
+	(void)response;
+	struct runtime *rt = &runtime__rt;
+	int64_t id = (int64_t)(intptr_t)context;
+	if (id == RUNTIME__ID_OFFLINE)
+		atomic_store(&rt->offline_acked, 1);
+	if (id <= 0)
+		return;
+	pthread_mutex_lock(&rt->lock);
+	int rc = runtime__ids_push(&rt->acked, id);
+	pthread_mutex_unlock(&rt->lock);
+	atomic_fetch_sub(&rt->inflight, 1);
+	if (rc) /* the row stays in the outbox and is sent again at the next start */
+		mqp_error("ack_lost", "id=%lld msg=\"out of memory\"", (long long)id);
+}
+
+static void runtime__on_send_failed(void *context, MQTTAsync_failureData5 *response)
+{
+	struct runtime *rt = &runtime__rt;
+	int64_t id = (int64_t)(intptr_t)context;
+	mqp_warn("publish_failed", "id=%lld code=%d msg=\"%s\"", (long long)id,
+		 response ? response->code : 0,
+		 response && response->message ? response->message : "");
+	if (id <= 0)
+		return;
+	pthread_mutex_lock(&rt->lock);
+	int rc = runtime__ids_push(&rt->failed, id);
+	pthread_mutex_unlock(&rt->lock);
+	atomic_fetch_sub(&rt->inflight, 1);
+	if (rc)
+		mqp_error("retry_lost", "id=%lld msg=\"out of memory\"", (long long)id);
+}
+
+/* Publishes one message at QoS qos; id >0 is an outbox row, else a RUNTIME__ID_*.
+ * A refused send of an outbox row is queued for retry. Returns 0 or MQP_ERR_MQTT. */
+static int runtime__send(struct runtime *rt, int64_t id, const char *topic, const void *payload,
+			 size_t len, int qos, int retain)
+{
+	MQTTAsync_message msg = MQTTAsync_message_initializer;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	msg.payload = (void *)payload;
+	msg.payloadlen = (int)len;
+	msg.qos = qos;
+	msg.retained = retain;
+	ro.onSuccess5 = runtime__on_sent;
+	ro.onFailure5 = runtime__on_send_failed;
+	ro.context = (void *)(intptr_t)id;
+	if (id > 0)
+		atomic_fetch_add(&rt->inflight, 1);
+	int rc = MQTTAsync_sendMessage(rt->client, topic, &msg, &ro);
+	if (rc == MQTTASYNC_SUCCESS)
+		return MQP_OK;
+	if (id > 0) {
+		atomic_fetch_sub(&rt->inflight, 1);
+		pthread_mutex_lock(&rt->lock);
+		runtime__ids_push(&rt->failed, id);
+		pthread_mutex_unlock(&rt->lock);
+	}
+	mqp_debug("publish_refused", "topic=%s code=%d", topic, rc);
+	return MQP_ERR_MQTT;
+}
+
+/* mqp_store_outbox_* callback: sends a stored outbox row. */
+static int runtime__send_row(void *ctx, int64_t id, const char *topic, const void *payload,
+			     size_t len, int qos, int retain)
+{
+	runtime__send(ctx, id, topic, payload, len, qos, retain);
+	return 0;
+}
+
+int mqp_emit(struct mqp_ctx *ctx, const char *topic, const cJSON *obj)
+{
+	struct runtime *rt = ctx->rt;
+	if (rt->n_outputs == rt->cap_outputs) {
+		size_t cap = rt->cap_outputs ? rt->cap_outputs * 2 : 64;
+		struct runtime__output *v = realloc(rt->outputs, cap * sizeof(*v));
+		if (!v)
+			return MQP_ERR_NOMEM;
+		rt->outputs = v;
+		rt->cap_outputs = cap;
+	}
+	struct runtime__output *out = &rt->outputs[rt->n_outputs];
+	memset(out, 0, sizeof(*out));
+	char full[1024];
+	if (mqp_options_topic(&rt->opts, topic, full, sizeof(full)))
+		return MQP_ERR_INVAL;
+	out->topic = strdup(full);
+	out->payload = cJSON_PrintUnformatted(obj);
+	if (!out->topic || !out->payload) {
+		free(out->topic);
+		free(out->payload);
+		return MQP_ERR_NOMEM;
+	}
+	out->len = strlen(out->payload);
+	out->qos = 1;
+	out->rel = strlen(full) - strlen(topic);
+	int rc = mqp_store_outbox_add(rt->store, out->topic, out->payload, out->len, out->qos,
+				      out->retain, &out->id);
+	if (rc) {
+		free(out->topic);
+		free(out->payload);
+		return rc;
+	}
+	rt->n_outputs++;
+	return MQP_OK;
+}
+
+/* Drops the outputs queued after the first `keep` (their savepoint rolled back). */
+static void runtime__outputs_truncate(struct runtime *rt, size_t keep)
+{
+	for (size_t i = keep; i < rt->n_outputs; i++) {
+		free(rt->outputs[i].topic);
+		free(rt->outputs[i].payload);
+	}
+	rt->n_outputs = keep;
+}
+
+/* Sends the outputs of the committed transaction and forgets them. */
+static void runtime__outputs_flush(struct runtime *rt)
+{
+	for (size_t i = 0; i < rt->n_outputs; i++) {
+		struct runtime__output *o = &rt->outputs[i];
+		atomic_fetch_add(&rt->outbox_depth, 1);
+		mqp_metrics_out(rt->metrics, o->topic + o->rel);
+		runtime__send(rt, o->id, o->topic, o->payload, o->len, o->qos, o->retain);
+	}
+	runtime__outputs_truncate(rt, 0);
+}
+
+struct mqp_store *mqp_ctx_store(struct mqp_ctx *ctx)
+{
+	return ctx->rt->store;
+}
+
+/* ---- the applier --------------------------------------------------------- */
+
+/* Stores and announces the message in ctx as a dead letter. */
+static int runtime__deadletter(struct mqp_ctx *ctx, const char *reason)
+{
+	struct runtime *rt = ctx->rt;
+	const struct mqp_message *m = ctx->msg;
+	mqp_warn("deadletter", "topic=%s reason=\"%s\"", m->topic, reason);
+	int rc = mqp_store_deadletter_add(rt->store, m->topic, reason, m->payload, m->len,
+					  m->received_ms);
+	if (rc)
+		return rc;
+	cJSON *ev = mqp_deadletter_event(rt->agent->name, m->topic, reason, m->payload, m->len,
+					 m->received_ms);
+	if (!ev)
+		return MQP_ERR_NOMEM;
+	char topic[1024];
+	snprintf(topic, sizeof(topic), "deadletter/%s", m->topic);
+	rc = mqp_emit(ctx, topic, ev);
+	cJSON_Delete(ev);
+	if (!rc)
+		mqp_metrics_deadletter(rt->metrics);
+	return rc;
+}
+
+/* mqp_inbox_read callback: applies one record inside its own savepoint. A
+ * negative return stops the batch: the transaction is rolled back and the
+ * agent exits without acknowledging anything more. */
+static int runtime__apply(void *arg, const struct mqp_inbox_record *rec)
+{
+	struct runtime *rt = arg;
+	const char *topic = rec->topic;
+	size_t tlen = rec->topic_len;
+	if (rt->prefix_len && tlen > rt->prefix_len &&
+	    memcmp(topic, rt->opts.prefix, rt->prefix_len - 1) == 0 &&
+	    topic[rt->prefix_len - 1] == '/') {
+		topic += rt->prefix_len;
+		tlen -= rt->prefix_len;
+	}
+	memcpy(rt->topic_buf, topic, tlen);
+	rt->topic_buf[tlen] = '\0';
+	struct mqp_message msg = {rt->topic_buf, rec->payload, rec->payload_len,
+				  rec->received_us / 1000};
+	struct mqp_ctx ctx = {rt, &msg};
+	struct mqp_reason why = {""};
+	mqp_metrics_in(rt->metrics, rt->topic_buf, tlen);
+	rt->batch_received_us[rt->n_batch++] = rec->received_us;
+
+	size_t outputs_before = rt->n_outputs;
+	int rc = mqp_store_savepoint(rt->store);
+	if (rc)
+		return rc;
+	rc = rt->agent->handle(rt->agent->state, &ctx, &msg, &why);
+	if (rc == MQP_OK)
+		return mqp_store_release(rt->store);
+	mqp_store_rollback_savepoint(rt->store);
+	runtime__outputs_truncate(rt, outputs_before);
+	if (rc == MQP_ERR_DB)
+		return rc;
+	if (rc != MQP_ERR_INPUT) {
+		mqp_metrics_error(rt->metrics);
+		snprintf(why.text, sizeof(why.text), "internal error: %s", mqp_strerror(rc));
+	}
+	return runtime__deadletter(&ctx, why.text);
+}
+
+/* Deletes the outbox rows the broker acknowledged (inside the open transaction). */
+static int runtime__delete_acked(struct runtime *rt)
+{
+	struct runtime__ids ids;
+	runtime__ids_take(rt, &rt->acked, &ids);
+	int rc = MQP_OK;
+	for (size_t i = 0; i < ids.n && !rc; i++)
+		rc = mqp_store_outbox_delete(rt->store, ids.v[i]);
+	if (!rc)
+		atomic_fetch_sub(&rt->outbox_depth, (long long)ids.n);
+	free(ids.v);
+	return rc;
+}
+
+/* Sends again the outbox rows whose send failed (call while online). */
+static void runtime__retry_failed(struct runtime *rt)
+{
+	struct runtime__ids ids;
+	runtime__ids_take(rt, &rt->failed, &ids);
+	for (size_t i = 0; i < ids.n; i++)
+		if (mqp_store_outbox_get(rt->store, ids.v[i], runtime__send_row, rt) < 0)
+			break;
+	free(ids.v);
+}
+
+/* One applier step: a transaction that deletes acked outputs and applies up to
+ * a batch of inbox records. Returns records applied, or a negative error after
+ * which nothing may be committed. */
+static int runtime__apply_batch(struct runtime *rt)
+{
+	int rc = mqp_store_begin(rt->store);
+	if (rc)
+		return rc;
+	rt->n_batch = 0;
+	rc = runtime__delete_acked(rt);
+	int n = rc ? rc : mqp_inbox_read(rt->inbox, RUNTIME__BATCH, runtime__apply, rt);
+	if (n > 0)
+		rc = mqp_store_meta_set(rt->store, "inbox_seq", (int64_t)mqp_inbox_last_seq(rt->inbox));
+	if (n < 0 || rc || (rc = mqp_store_commit(rt->store))) {
+		mqp_store_rollback(rt->store);
+		runtime__outputs_truncate(rt, 0);
+		return n < 0 ? n : rc;
+	}
+	if (n > 0 && (rc = mqp_inbox_applied(rt->inbox)))
+		mqp_warn("inbox_truncate_failed", "msg=\"%s\"", strerror(errno));
+	runtime__outputs_flush(rt);
+	int64_t now = mqp_now_us();
+	for (size_t i = 0; i < rt->n_batch; i++) /* replays from before this start are not timed */
+		if (rt->batch_received_us[i] >= rt->start_us)
+			mqp_metrics_handled(rt->metrics, (uint64_t)(now - rt->batch_received_us[i]));
+	return n;
+}
+
+static void *runtime__applier_main(void *arg)
+{
+	struct runtime *rt = arg;
+	for (;;) {
+		atomic_store(&rt->heartbeat_ms, runtime__mono_ms());
+		int stopping = atomic_load(&rt->applier_stop);
+		int ready = mqp_inbox_wait(rt->inbox, stopping ? 0 : RUNTIME__IDLE_WAIT_MS);
+		pthread_mutex_lock(&rt->lock);
+		int acks = rt->acked.n > 0, failures = rt->failed.n > 0;
+		pthread_mutex_unlock(&rt->lock);
+		if (failures && atomic_load(&rt->online))
+			runtime__retry_failed(rt);
+		if (ready || acks) {
+			int n = runtime__apply_batch(rt);
+			if (n < 0) {
+				/* The store failed: stop without acknowledging more. What was
+				 * acknowledged is in the inbox and is applied at the next start. */
+				mqp_error("applier_failed", "msg=\"%s\" action=exit", mqp_strerror(n));
+				_exit(RUNTIME__EX_SOFTWARE);
+			}
+			if (n > 0)
+				continue;
+		}
+		if (stopping && !ready)
+			break;
+	}
+	atomic_store(&rt->applier_done, 1);
+	return NULL;
+}
+
+/* ---- MQTT ---------------------------------------------------------------- */
+
+static int runtime__on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
+{
+	struct runtime *rt = context;
+	/* topic_len is 0 unless the topic holds NULs (then it is the real length). */
+	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	int rc = mqp_inbox_append(rt->inbox, topic, tlen, m->payload, (size_t)m->payloadlen,
+				  m->qos, mqp_now_us());
+	if (rc) {
+		/* Not stored, so not acknowledged: Paho keeps it and offers it again. */
+		mqp_error("inbox_append_failed", "topic=%s msg=\"%s\"", topic,
+			  rc == MQP_ERR_IO ? strerror(errno) : mqp_strerror(rc));
+		mqp_metrics_error(rt->metrics);
+		return 0;
+	}
+	MQTTAsync_freeMessage(&m);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+static void runtime__on_connection_lost(void *context, char *cause)
+{
+	struct runtime *rt = context;
+	atomic_store(&rt->online, 0);
+	mqp_warn("connection_lost", "broker=%s cause=\"%s\" action=reconnect", rt->opts.broker,
+		 cause ? cause : "unknown");
+}
+
+static void runtime__on_subscribed(void *context, MQTTAsync_successData5 *response)
+{
+	struct runtime *rt = context;
+	for (int i = 0; response && i < response->alt.sub.reasonCodeCount; i++) {
+		if (response->alt.sub.reasonCodes[i] > MQTTREASONCODE_GRANTED_QOS_2)
+			mqp_error("subscribe_refused", "filter=%s reason=%d", rt->subs[i],
+				  response->alt.sub.reasonCodes[i]);
+	}
+	if (response && response->alt.sub.reasonCodeCount == 0 &&
+	    response->reasonCode > MQTTREASONCODE_GRANTED_QOS_2)
+		mqp_error("subscribe_refused", "filter=%s reason=%d", rt->subs[0],
+			  response->reasonCode);
+	runtime__send(rt, RUNTIME__ID_STATUS, rt->status_topic, rt->online_payload,
+		      strlen(rt->online_payload), 1, 1);
+	atomic_store(&rt->online, 1);
+	mqp_info("online", "broker=%s client_id=%s subscriptions=%d", rt->opts.broker,
+		 rt->opts.client_id, rt->n_subs);
+	if (!atomic_exchange(&rt->ever_online, 1))
+		mqp_notify("READY=1\nSTATUS=online");
+}
+
+static void runtime__on_subscribe_failed(void *context, MQTTAsync_failureData5 *response)
+{
+	struct runtime *rt = context;
+	mqp_error("subscribe_failed", "code=%d msg=\"%s\"", response ? response->code : 0,
+		  response && response->message ? response->message : "");
+	/* Drop the connection so that the reconnect subscribes again. */
+	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+	d.reasonCode = MQTTREASONCODE_UNSPECIFIED_ERROR;
+	MQTTAsync_disconnect(rt->client, &d);
+}
+
+/* Paho calls this after every successful connect, first or automatic. */
+static void runtime__on_connected(void *context, char *cause)
+{
+	struct runtime *rt = context;
+	/* Paho never sets TCP_NODELAY: without it each small publish waits on
+	 * Nagle and delayed ACK (~40 ms a hop). */
+	int n = mqp_net_nodelay_to(rt->opts.broker);
+	if (n <= 0)
+		mqp_warn("nodelay_not_set", "broker=%s result=%d", rt->opts.broker, n);
+	mqp_info("connected", "broker=%s cause=\"%s\" nodelay_sockets=%d", rt->opts.broker,
+		 cause ? cause : "", n);
+	/* mosquitto 2.0.11 forgets shared subscriptions across its restarts, so
+	 * subscribe on every connect even when the session is present. */
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	ro.onSuccess5 = runtime__on_subscribed;
+	ro.onFailure5 = runtime__on_subscribe_failed;
+	ro.context = rt;
+	int rc = MQTTAsync_subscribeMany(rt->client, rt->n_subs, rt->subs, rt->subs_qos, &ro);
+	if (rc != MQTTASYNC_SUCCESS)
+		mqp_error("subscribe_failed", "code=%d", rc);
+}
+
+static void runtime__on_connect_ok(void *context, MQTTAsync_successData5 *response)
+{
+	(void)context;
+	mqp_debug("connect_ok", "session_present=%d",
+		  response ? response->alt.connect.sessionPresent : -1);
+}
+
+static void runtime__on_connect_failed(void *context, MQTTAsync_failureData5 *response)
+{
+	struct runtime *rt = context;
+	mqp_debug("connect_failed", "code=%d msg=\"%s\"", response ? response->code : 0,
+		  response && response->message ? response->message : "");
+	atomic_store(&rt->connect_failed, 1);
+}
+
+static void runtime__on_disconnected(void *context, MQTTAsync_successData5 *response)
+{
+	(void)response;
+	atomic_store(&((struct runtime *)context)->disconnected, 1);
+}
+
+static void runtime__on_disconnect_failed(void *context, MQTTAsync_failureData5 *response)
+{
+	(void)response;
+	atomic_store(&((struct runtime *)context)->disconnected, 1);
+}
+
+/* Builds the status payload for state. Returns a malloc'ed string or NULL. */
+static char *runtime__status_payload(const struct runtime *rt, const char *state)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s = NULL;
+	if (o && cJSON_AddStringToObject(o, "agent", rt->agent->name) &&
+	    cJSON_AddStringToObject(o, "state", state) &&
+	    mqp_json_add_uint(o, "pid", (uint64_t)getpid()) &&
+	    cJSON_AddStringToObject(o, "version", MQPIPE_VERSION))
+		s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+/* Fills the connect options once; Paho reuses them for automatic reconnects. */
+static int runtime__connect_options(struct runtime *rt)
+{
+	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_willOptions wo = MQTTAsync_willOptions_initializer;
+	rt->conn = co;
+	rt->will = wo;
+	rt->conn_props = (MQTTProperties)MQTTProperties_initializer;
+	/* A persistent session that never expires: events published while the
+	 * agent is down wait for it. */
+	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
+			       .value.integer4 = 0xFFFFFFFFU};
+	if (MQTTProperties_add(&rt->conn_props, &expiry))
+		return MQP_ERR_NOMEM;
+	rt->conn.cleanstart = 0;
+	rt->conn.keepAliveInterval = 30;
+	rt->conn.connectTimeout = 10;
+	rt->conn.automaticReconnect = 1;
+	rt->conn.minRetryInterval = 1;
+	rt->conn.maxRetryInterval = 30;
+	rt->conn.maxInflight = 65535; /* a full window wakes Paho's sender only once a second */
+	rt->conn.connectProperties = &rt->conn_props;
+	rt->will.topicName = rt->status_topic;
+	rt->will.message = rt->offline_payload;
+	rt->will.retained = 1;
+	rt->will.qos = 1;
+	rt->conn.will = &rt->will;
+	if (rt->opts.has_username)
+		rt->conn.username = rt->opts.username;
+	if (rt->opts.has_password)
+		rt->conn.password = rt->opts.password;
+	if (strncmp(rt->opts.broker, "ssl://", 6) == 0 || strncmp(rt->opts.broker, "wss://", 6) == 0 ||
+	    strncmp(rt->opts.broker, "mqtts://", 8) == 0) {
+		MQTTAsync_SSLOptions so = MQTTAsync_SSLOptions_initializer;
+		rt->ssl = so;
+		rt->ssl.trustStore = rt->opts.cafile[0] ? rt->opts.cafile : NULL;
+		rt->ssl.keyStore = rt->opts.cert[0] ? rt->opts.cert : NULL;
+		rt->ssl.privateKey = rt->opts.key[0] ? rt->opts.key : NULL;
+		rt->conn.ssl = &rt->ssl;
+	}
+	rt->conn.onSuccess5 = runtime__on_connect_ok; /* the connected callback does the work */
+	rt->conn.onFailure5 = runtime__on_connect_failed;
+	rt->conn.context = rt;
+	return MQP_OK;
+}
+
+static int runtime__connect(struct runtime *rt)
+{
+	int rc = MQTTAsync_connect(rt->client, &rt->conn);
+	if (rc != MQTTASYNC_SUCCESS) {
+		atomic_store(&rt->connect_failed, 1);
+		mqp_debug("connect_refused", "code=%d", rc);
+	}
+	return rc;
+}
+
+/* ---- setup and the main loop --------------------------------------------- */
+
+static int runtime__subscriptions(struct runtime *rt)
+{
+	const char *const *s = rt->agent->subscriptions;
+	while (s[rt->n_subs])
+		rt->n_subs++;
+	rt->subs = calloc((size_t)rt->n_subs + 1, sizeof(char *));
+	rt->subs_qos = calloc((size_t)rt->n_subs + 1, sizeof(int));
+	if (!rt->subs || !rt->subs_qos)
+		return MQP_ERR_NOMEM;
+	for (int i = 0; i < rt->n_subs; i++) {
+		char full[2100];
+		/* A shared subscription keeps $share/<group>/ in front of the prefix. */
+		if (strncmp(s[i], "$share/", 7) == 0) {
+			const char *slash = strchr(s[i] + 7, '/');
+			if (!slash)
+				return MQP_ERR_INVAL;
+			char rest[1024];
+			if (mqp_options_topic(&rt->opts, slash + 1, rest, sizeof(rest)))
+				return MQP_ERR_INVAL;
+			int n = snprintf(full, sizeof(full), "%.*s%s", (int)(slash + 1 - s[i]), s[i],
+					 rest);
+			if (n < 0 || (size_t)n >= sizeof(full))
+				return MQP_ERR_INVAL;
+		} else if (mqp_options_topic(&rt->opts, s[i], full, sizeof(full))) {
+			return MQP_ERR_INVAL;
+		}
+		if (!(rt->subs[i] = strdup(full)))
+			return MQP_ERR_NOMEM;
+		rt->subs_qos[i] = 1;
+	}
+	return MQP_OK;
+}
+
+/* Publishes the retained metrics report. */
+static void runtime__publish_metrics(struct runtime *rt)
+{
+	double uptime = (double)(mqp_now_us() - rt->start_us) / 1e6;
+	cJSON *report = mqp_metrics_report(rt->metrics, rt->agent->name, rt->opts.client_id,
+					   atomic_load(&rt->outbox_depth), uptime);
+	char *text = report ? cJSON_PrintUnformatted(report) : NULL;
+	if (text)
+		runtime__send(rt, RUNTIME__ID_METRICS, rt->metrics_topic, text, strlen(text), 1, 1);
+	else
+		mqp_error("metrics_failed", "msg=\"out of memory\"");
+	free(text);
+	cJSON_Delete(report);
+}
+
+/* Waits up to ms for cond() to hold, polling every 5 ms. */
+static int runtime__wait_for(int (*cond)(struct runtime *), struct runtime *rt, int ms)
+{
+	int64_t until = runtime__mono_ms() + ms;
+	while (!cond(rt)) {
+		if (runtime__mono_ms() >= until)
+			return 0;
+		nanosleep(&(struct timespec){0, 5000000L}, NULL);
+	}
+	return 1;
+}
+
+static int runtime__caught_up(struct runtime *rt)
+{
+	return mqp_inbox_backlog(rt->inbox) == 0 && atomic_load(&rt->inflight) == 0;
+}
+static int runtime__offline_acked(struct runtime *rt) { return atomic_load(&rt->offline_acked); }
+static int runtime__is_disconnected(struct runtime *rt) { return atomic_load(&rt->disconnected); }
+
+/* The clean stop: finish what is in hand, say offline, disconnect. */
+static void runtime__shutdown(struct runtime *rt)
+{
+	mqp_notify("STOPPING=1");
+	mqp_info("stopping", "backlog_bytes=%llu inflight=%ld",
+		 (unsigned long long)mqp_inbox_backlog(rt->inbox), atomic_load(&rt->inflight));
+	if (atomic_load(&rt->online)) {
+		runtime__wait_for(runtime__caught_up, rt, 5000);
+		runtime__send(rt, RUNTIME__ID_OFFLINE, rt->status_topic, rt->offline_payload,
+			      strlen(rt->offline_payload), 1, 1);
+		runtime__wait_for(runtime__offline_acked, rt, 2000);
+	}
+	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+	d.timeout = 2000;
+	d.onSuccess5 = runtime__on_disconnected;
+	d.onFailure5 = runtime__on_disconnect_failed;
+	d.context = rt;
+	if (MQTTAsync_disconnect(rt->client, &d) == MQTTASYNC_SUCCESS)
+		runtime__wait_for(runtime__is_disconnected, rt, 3000);
+	/* No more messages arrive: let the applier commit the rest and stop. */
+	atomic_store(&rt->applier_stop, 1);
+	mqp_inbox_wake(rt->inbox);
+	pthread_join(rt->applier, NULL);
+	mqp_info("stopped", "outbox_depth=%lld", (long long)atomic_load(&rt->outbox_depth));
+}
+
+static void runtime__free(struct runtime *rt)
+{
+	if (rt->client)
+		MQTTAsync_destroy(&rt->client);
+	MQTTProperties_free(&rt->conn_props);
+	if (rt->agent && rt->agent->fini)
+		rt->agent->fini(rt->agent->state);
+	mqp_inbox_close(rt->inbox);
+	mqp_store_close(rt->store);
+	mqp_metrics_free(rt->metrics);
+	for (int i = 0; rt->subs && i < rt->n_subs; i++)
+		free(rt->subs[i]);
+	free(rt->subs);
+	free(rt->subs_qos);
+	free(rt->online_payload);
+	free(rt->offline_payload);
+	runtime__outputs_truncate(rt, 0);
+	free(rt->outputs);
+	free(rt->batch_received_us);
+	free(rt->acked.v);
+	free(rt->failed.v);
+	pthread_mutex_destroy(&rt->lock);
+}
+
+/* Opens everything that does not need the broker. Returns 0 or logs and fails. */
+static int runtime__open(struct runtime *rt)
+{
+	int rc;
+	char inbox_path[1100];
+	int64_t applied = 0;
+	rt->start_us = mqp_now_us();
+	pthread_mutex_init(&rt->lock, NULL);
+	rt->prefix_len = rt->opts.prefix[0] ? strlen(rt->opts.prefix) + 1 : 0;
+	if ((rc = mqp_metrics_new(&rt->metrics)))
+		return rc;
+	if (!(rt->batch_received_us = calloc(RUNTIME__BATCH, sizeof(int64_t))))
+		return MQP_ERR_NOMEM;
+	if ((rc = mqp_store_open(&rt->store, rt->opts.db_path, rt->opts.sync_full, rt->agent->name,
+				 rt->agent->migrations, rt->agent->n_migrations)))
+		return rc;
+	if (rt->agent->init && (rc = rt->agent->init(rt->agent->state, rt->store))) {
+		mqp_error("agent_init_failed", "msg=\"%s\"", mqp_strerror(rc));
+		return rc;
+	}
+	if ((rc = mqp_store_meta_get(rt->store, "inbox_seq", &applied)))
+		return rc;
+	snprintf(inbox_path, sizeof(inbox_path), "%s.inbox", rt->opts.db_path);
+	if ((rc = mqp_inbox_open(&rt->inbox, inbox_path, (uint64_t)applied, rt->opts.sync_full)))
+		return rc;
+	int64_t depth = mqp_store_outbox_depth(rt->store);
+	atomic_store(&rt->outbox_depth, depth > 0 ? depth : 0);
+	char rel[200];
+	snprintf(rel, sizeof(rel), "mqpipe/status/%s", rt->opts.client_id);
+	if ((rc = mqp_options_topic(&rt->opts, rel, rt->status_topic, sizeof(rt->status_topic))))
+		return rc;
+	snprintf(rel, sizeof(rel), "mqpipe/metrics/%s", rt->opts.client_id);
+	if ((rc = mqp_options_topic(&rt->opts, rel, rt->metrics_topic, sizeof(rt->metrics_topic))))
+		return rc;
+	rt->online_payload = runtime__status_payload(rt, "online");
+	rt->offline_payload = runtime__status_payload(rt, "offline");
+	if (!rt->online_payload || !rt->offline_payload)
+		return MQP_ERR_NOMEM;
+	if ((rc = runtime__subscriptions(rt)))
+		return rc;
+
+	MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
+	/* Outputs produced while the broker is away wait in Paho (they are in the
+	 * outbox too); the default cap of 100 would refuse sends even when connected. */
+	cro.sendWhileDisconnected = 1;
+	cro.allowDisconnectedSendAtAnyTime = 1;
+	cro.maxBufferedMessages = 1 << 20;
+	cro.deleteOldestMessages = 0;
+	if (MQTTAsync_createWithOptions(&rt->client, rt->opts.broker, rt->opts.client_id,
+					MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro) != MQTTASYNC_SUCCESS ||
+	    MQTTAsync_setCallbacks(rt->client, rt, runtime__on_connection_lost, runtime__on_message,
+				   NULL) != MQTTASYNC_SUCCESS ||
+	    MQTTAsync_setConnected(rt->client, rt, runtime__on_connected) != MQTTASYNC_SUCCESS) {
+		mqp_error("mqtt_create_failed", "broker=%s", rt->opts.broker);
+		return MQP_ERR_MQTT;
+	}
+	return runtime__connect_options(rt);
+}
+
+int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
+{
+	struct runtime *rt = &runtime__rt;
+	memset(rt, 0, sizeof(*rt));
+	rt->agent = agent;
+	switch (mqp_options_parse(&rt->opts, agent->name, argc, argv, agent->options,
+				  agent->n_options, agent->options_ctx, stdout, stderr)) {
+	case MQP_PARSE_EXIT_OK: return 0;
+	case MQP_PARSE_USAGE: return MQP_EX_USAGE;
+	case MQP_PARSE_RUN: break;
+	}
+	mqp_log_init(rt->opts.log_level, rt->opts.log_format, agent->name);
+
+	/* Signals are taken synchronously by the main loop; every thread started
+	 * from here on inherits the blocked mask. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int rc = runtime__open(rt);
+	if (rc) {
+		mqp_error("start_failed", "msg=\"%s\"", mqp_strerror(rc));
+		runtime__free(rt);
+		return 1;
+	}
+	mqp_info("starting", "version=%s client_id=%s broker=%s db=%s prefix=\"%s\" pid=%d",
+		 MQPIPE_VERSION, rt->opts.client_id, rt->opts.broker, rt->opts.db_path,
+		 rt->opts.prefix, (int)getpid());
+	/* Outputs left in the outbox by the last run: published again (Paho holds
+	 * them until the first connect). */
+	int64_t leftover = atomic_load(&rt->outbox_depth);
+	if (leftover > 0) {
+		mqp_info("outbox_replay", "rows=%lld", (long long)leftover);
+		mqp_store_outbox_each(rt->store, runtime__send_row, rt);
+	}
+	if (pthread_create(&rt->applier, NULL, runtime__applier_main, rt)) {
+		mqp_error("start_failed", "msg=\"cannot start the applier thread\"");
+		runtime__free(rt);
+		return 1;
+	}
+	runtime__connect(rt);
+
+	uint64_t watchdog_us = mqp_notify_watchdog_usec();
+	int64_t now = runtime__mono_ms();
+	int64_t next_metrics = now + rt->opts.metrics_interval_s * 1000LL;
+	int64_t next_watchdog = now, next_connect = 0;
+	int backoff_s = 1, stop_signal = 0;
+	while (!stop_signal) {
+		struct timespec tick = {0, 100000000L};
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT) {
+			stop_signal = sig;
+			break;
+		}
+		now = runtime__mono_ms();
+		if (atomic_exchange(&rt->connect_failed, 0)) {
+			mqp_warn("broker_unreachable", "broker=%s retry_in_s=%d", rt->opts.broker,
+				 backoff_s);
+			next_connect = now + backoff_s * 1000LL;
+			backoff_s = backoff_s < 30 ? backoff_s * 2 : 30;
+		}
+		if (next_connect && now >= next_connect) {
+			next_connect = 0;
+			runtime__connect(rt);
+		}
+		if (atomic_load(&rt->ever_online))
+			backoff_s = 1;
+		if (now >= next_metrics) {
+			next_metrics = now + rt->opts.metrics_interval_s * 1000LL;
+			if (atomic_load(&rt->online))
+				runtime__publish_metrics(rt);
+		}
+		/* Pet the watchdog only while the applier keeps coming round. */
+		if (watchdog_us && now >= next_watchdog) {
+			next_watchdog = now + (int64_t)(watchdog_us / 2000);
+			if (now - atomic_load(&rt->heartbeat_ms) < (int64_t)(watchdog_us / 1000))
+				mqp_notify("WATCHDOG=1");
+		}
+	}
+	mqp_info("signal", "signal=%s", stop_signal == SIGTERM ? "SIGTERM" : "SIGINT");
+	runtime__shutdown(rt);
+	runtime__free(rt);
+	return 0;
+}

@@ -1,0 +1,337 @@
+/* The SQLite store: see mqpipe/store.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mqpipe/error.h"
+#include "mqpipe/log.h"
+#include "mqpipe/store.h"
+
+enum store__stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
+	ST_OUTBOX_ADD,
+	ST_OUTBOX_DELETE,
+	ST_OUTBOX_EACH,
+	ST_OUTBOX_GET,
+	ST_OUTBOX_DEPTH,
+	ST_DEADLETTER_ADD,
+	ST_META_GET,
+	ST_META_SET,
+	ST__COUNT
+};
+
+static const char *const store__sql[ST__COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT msg",
+	[ST_RELEASE] = "RELEASE msg",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO msg",
+	[ST_OUTBOX_ADD] = "INSERT INTO outbox(topic, payload, qos, retain, created_ms) "
+			  "VALUES (?1, ?2, ?3, ?4, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
+	[ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
+	[ST_OUTBOX_EACH] = "SELECT id, topic, payload, qos, retain FROM outbox ORDER BY id",
+	[ST_OUTBOX_GET] = "SELECT id, topic, payload, qos, retain FROM outbox WHERE id = ?1",
+	[ST_OUTBOX_DEPTH] = "SELECT count(*) FROM outbox",
+	[ST_DEADLETTER_ADD] = "INSERT INTO deadletter(topic, reason, payload, received_ms) "
+			      "VALUES (?1, ?2, ?3, ?4)",
+	[ST_META_GET] = "SELECT value FROM runtime_meta WHERE key = ?1",
+	[ST_META_SET] = "INSERT INTO runtime_meta(key, value) VALUES (?1, ?2) "
+			"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+};
+
+/* The runtime's own tables; agents' migrations are recorded separately. */
+static const struct mqp_migration store__runtime_migrations[] = {
+	{"CREATE TABLE outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
+	 " payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL,"
+	 " created_ms INTEGER NOT NULL);"
+	 "CREATE TABLE deadletter(id INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
+	 " reason TEXT NOT NULL, payload BLOB NOT NULL, received_ms INTEGER NOT NULL);"
+	 "CREATE TABLE runtime_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"},
+};
+
+struct mqp_store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST__COUNT];
+};
+
+int mqp_store_fail(struct mqp_store *store, const char *what)
+{
+	mqp_error("db_error", "what=\"%s\" code=%d msg=\"%s\"", what, sqlite3_extended_errcode(store->db),
+		  sqlite3_errmsg(store->db));
+	return MQP_ERR_DB;
+}
+
+/* Runs one of the prepared statements that take no parameters and return no rows. */
+static int store__run(struct mqp_store *store, enum store__stmt which)
+{
+	sqlite3_stmt *st = store->stmt[which];
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return mqp_store_fail(store, store__sql[which]);
+	return MQP_OK;
+}
+
+/* Creates every missing directory above path, like mkdir -p on dirname(path). */
+static int store__mkdirs(const char *path)
+{
+	char dir[1024];
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return MQP_ERR_INVAL;
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return MQP_OK;
+	*slash = '\0';
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0750) && errno != EEXIST)
+			return MQP_ERR_IO;
+		*p = '/';
+	}
+	if (mkdir(dir, 0750) && errno != EEXIST)
+		return MQP_ERR_IO;
+	return MQP_OK;
+}
+
+/* Applies migrations[version..n) of component, each in its own transaction. */
+static int store__migrate(struct mqp_store *store, const char *component,
+			  const struct mqp_migration *migrations, size_t n)
+{
+	sqlite3_stmt *get;
+	if (sqlite3_prepare_v2(store->db,
+			       "SELECT version FROM schema_version WHERE component = ?1", -1, &get,
+			       NULL) != SQLITE_OK)
+		return mqp_store_fail(store, "prepare schema_version");
+	sqlite3_bind_text(get, 1, component, -1, SQLITE_STATIC);
+	sqlite3_int64 version = 0;
+	if (sqlite3_step(get) == SQLITE_ROW)
+		version = sqlite3_column_int64(get, 0);
+	sqlite3_finalize(get);
+	if (version > (sqlite3_int64)n) {
+		mqp_error("db_schema_newer", "component=%s version=%lld known=%zu", component,
+			  (long long)version, n);
+		return MQP_ERR_DB;
+	}
+	for (size_t i = (size_t)version; i < n; i++) {
+		char bump[256];
+		snprintf(bump, sizeof(bump),
+			 "INSERT INTO schema_version(component, version) VALUES ('%s', %zu) "
+			 "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+			 component, i + 1);
+		char *msg = NULL;
+		if (sqlite3_exec(store->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(store->db, migrations[i].sql, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(store->db, bump, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(store->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+			mqp_error("db_migration_failed", "component=%s step=%zu msg=\"%s\"", component,
+				  i + 1, msg ? msg : "?");
+			sqlite3_free(msg);
+			sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+			return MQP_ERR_DB;
+		}
+		mqp_info("db_migrated", "component=%s version=%zu", component, i + 1);
+	}
+	return MQP_OK;
+}
+
+int mqp_store_open(struct mqp_store **out, const char *path, int sync_full, const char *component,
+		   const struct mqp_migration *migrations, size_t n_migrations)
+{
+	*out = NULL;
+	if (store__mkdirs(path)) {
+		mqp_error("db_open_failed", "path=%s msg=\"cannot create directory: %s\"", path,
+			  strerror(errno));
+		return MQP_ERR_IO;
+	}
+	struct mqp_store *store = calloc(1, sizeof(*store));
+	if (!store)
+		return MQP_ERR_NOMEM;
+	if (sqlite3_open_v2(path, &store->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		mqp_error("db_open_failed", "path=%s msg=\"%s\"", path,
+			  store->db ? sqlite3_errmsg(store->db) : "out of memory");
+		mqp_store_close(store);
+		return MQP_ERR_DB;
+	}
+	/* WAL + NORMAL: a commit survives any process crash; FULL adds power loss.
+	 * The busy timeout lets `sqlite3` readers (tests, operators) coexist. */
+	char pragmas[256];
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA busy_timeout=5000;"
+		 "PRAGMA foreign_keys=ON; PRAGMA cache_size=-2000;"
+		 "CREATE TABLE IF NOT EXISTS schema_version(component TEXT PRIMARY KEY,"
+		 " version INTEGER NOT NULL);",
+		 sync_full ? "FULL" : "NORMAL");
+	char *msg = NULL;
+	if (sqlite3_exec(store->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+		mqp_error("db_open_failed", "path=%s msg=\"%s\"", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		mqp_store_close(store);
+		return MQP_ERR_DB;
+	}
+	int rc = store__migrate(store, "runtime", store__runtime_migrations,
+				sizeof(store__runtime_migrations) / sizeof(store__runtime_migrations[0]));
+	if (!rc)
+		rc = store__migrate(store, component, migrations, n_migrations);
+	for (int i = 0; !rc && i < ST__COUNT; i++) {
+		if (sqlite3_prepare_v3(store->db, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &store->stmt[i], NULL) != SQLITE_OK)
+			rc = mqp_store_fail(store, store__sql[i]);
+	}
+	if (rc) {
+		mqp_store_close(store);
+		return rc;
+	}
+	*out = store;
+	return MQP_OK;
+}
+
+void mqp_store_close(struct mqp_store *store)
+{
+	if (!store)
+		return;
+	for (int i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(store->stmt[i]);
+	sqlite3_close_v2(store->db);
+	free(store);
+}
+
+sqlite3 *mqp_store_db(struct mqp_store *store)
+{
+	return store->db;
+}
+
+int mqp_store_begin(struct mqp_store *store) { return store__run(store, ST_BEGIN); }
+int mqp_store_commit(struct mqp_store *store) { return store__run(store, ST_COMMIT); }
+int mqp_store_savepoint(struct mqp_store *store) { return store__run(store, ST_SAVEPOINT); }
+int mqp_store_release(struct mqp_store *store) { return store__run(store, ST_RELEASE); }
+
+void mqp_store_rollback(struct mqp_store *store)
+{
+	if (!sqlite3_get_autocommit(store->db))
+		store__run(store, ST_ROLLBACK);
+}
+
+void mqp_store_rollback_savepoint(struct mqp_store *store)
+{
+	/* ROLLBACK TO keeps the savepoint open; RELEASE closes it. */
+	store__run(store, ST_ROLLBACK_TO);
+	store__run(store, ST_RELEASE);
+}
+
+int mqp_store_outbox_add(struct mqp_store *store, const char *topic, const void *payload,
+			 size_t len, int qos, int retain, int64_t *id)
+{
+	sqlite3_stmt *st = store->stmt[ST_OUTBOX_ADD];
+	sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 2, payload, len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, qos);
+	sqlite3_bind_int(st, 4, retain);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return mqp_store_fail(store, "outbox add");
+	*id = sqlite3_last_insert_rowid(store->db);
+	return MQP_OK;
+}
+
+int mqp_store_outbox_delete(struct mqp_store *store, int64_t id)
+{
+	sqlite3_stmt *st = store->stmt[ST_OUTBOX_DELETE];
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? MQP_OK : mqp_store_fail(store, "outbox delete");
+}
+
+/* Calls fn on each row st yields (id, topic, payload, qos, retain). */
+static int store__outbox_rows(struct mqp_store *store, sqlite3_stmt *st,
+			      int (*fn)(void *ctx, int64_t id, const char *topic,
+					const void *payload, size_t len, int qos, int retain),
+			      void *ctx)
+{
+	int rc, ret = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = fn(ctx, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+			 sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+			 sqlite3_column_int(st, 3), sqlite3_column_int(st, 4));
+		if (ret)
+			break;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (!ret && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return mqp_store_fail(store, "outbox scan");
+	return ret;
+}
+
+int mqp_store_outbox_each(struct mqp_store *store,
+			  int (*fn)(void *ctx, int64_t id, const char *topic, const void *payload,
+				    size_t len, int qos, int retain),
+			  void *ctx)
+{
+	return store__outbox_rows(store, store->stmt[ST_OUTBOX_EACH], fn, ctx);
+}
+
+int mqp_store_outbox_get(struct mqp_store *store, int64_t id,
+			 int (*fn)(void *ctx, int64_t id, const char *topic, const void *payload,
+				   size_t len, int qos, int retain),
+			 void *ctx)
+{
+	sqlite3_bind_int64(store->stmt[ST_OUTBOX_GET], 1, id);
+	return store__outbox_rows(store, store->stmt[ST_OUTBOX_GET], fn, ctx);
+}
+
+int64_t mqp_store_outbox_depth(struct mqp_store *store)
+{
+	sqlite3_stmt *st = store->stmt[ST_OUTBOX_DEPTH];
+	int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : MQP_ERR_DB;
+	sqlite3_reset(st);
+	return n;
+}
+
+int mqp_store_deadletter_add(struct mqp_store *store, const char *topic, const char *reason,
+			     const void *payload, size_t len, int64_t received_ms)
+{
+	sqlite3_stmt *st = store->stmt[ST_DEADLETTER_ADD];
+	sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 3, len ? payload : "", len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, received_ms);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? MQP_OK : mqp_store_fail(store, "deadletter add");
+}
+
+int mqp_store_meta_get(struct mqp_store *store, const char *key, int64_t *value)
+{
+	sqlite3_stmt *st = store->stmt[ST_META_GET];
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*value = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? MQP_OK : mqp_store_fail(store, "meta get");
+}
+
+int mqp_store_meta_set(struct mqp_store *store, const char *key, int64_t value)
+{
+	sqlite3_stmt *st = store->stmt[ST_META_SET];
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, value);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? MQP_OK : mqp_store_fail(store, "meta set");
+}

@@ -1,0 +1,115 @@
+# Helpers for integration tests: each test is a bash script that sources this,
+# calls it_setup (throw-away directory + broker on a free port), drives the
+# real binaries in $MQPIPE_BIN with mosquitto_pub/mosquitto_sub, and exits
+# non-zero through fail(). Everything it started is stopped by PID at exit.
+set -euo pipefail
+MQPIPE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+source "$MQPIPE_ROOT/scripts/lib/broker.sh"
+BIN=${MQPIPE_BIN:-$MQPIPE_ROOT/build/bin}
+PIDS=()
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+note() {
+	echo "-- $*"
+}
+
+it_cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do stop_pid "$p" KILL; done
+	[ -n "${BROKER_PID:-}" ] && stop_pid "$BROKER_PID"
+	if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+
+it_setup() {
+	T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
+	trap it_cleanup EXIT
+	broker_start "$T/broker" || fail "cannot start mosquitto"
+	note "broker on $BROKER_URI (pid $BROKER_PID), dir $T"
+}
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds.
+wait_for() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# log_has FILE PATTERN: the log holds a line matching PATTERN (grep -E).
+log_has() {
+	grep -qE "$2" "$1" 2>/dev/null
+}
+
+# lines FILE: number of lines in FILE (0 when missing).
+lines() {
+	[ -f "$1" ] && wc -l <"$1" | tr -d ' ' || echo 0
+}
+
+# start_agent NAME BINARY [ARGS...]: starts an agent logging to $T/NAME.log and
+# waits until it is online. Sets AGENT_PID.
+start_agent() {
+	local name=$1 bin=$2
+	shift 2
+	local before
+	before=$(grep -c 'event=online' "$T/$name.log" 2>/dev/null || true)
+	"$BIN/$bin" -b "$BROKER_URI" "$@" 2>>"$T/$name.log" &
+	AGENT_PID=$!
+	PIDS+=("$AGENT_PID")
+	wait_for 20 agent_online_after "$T/$name.log" "${before:-0}" ||
+		fail "$name did not come online: $(tail -n 5 "$T/$name.log")"
+}
+
+agent_online_after() {
+	[ "$(grep -c 'event=online' "$1" 2>/dev/null || true)" -gt "$2" ]
+}
+
+# start_counter [ARGS...]: the counter with its state in $T. Sets COUNTER_PID.
+start_counter() {
+	start_agent counter mqpipe-counter -d "$T/counter.db" "$@"
+	COUNTER_PID=$AGENT_PID
+}
+
+# subscribe NAME TOPIC...: a mosquitto_sub with its own persistent session
+# (created before this returns, so nothing published afterwards is missed)
+# writing "topic payload" lines to $T/NAME.out. Sets SUB_PID.
+subscribe() {
+	local name=$1
+	shift
+	local args=() t
+	for t in "$@"; do args+=(-t "$t"); done
+	mosquitto_sub -p "$BROKER_PORT" -i "it-$name" -c -q 1 "${args[@]}" -E ||
+		fail "cannot subscribe $name"
+	mosquitto_sub -p "$BROKER_PORT" -i "it-$name" -c -q 1 "${args[@]}" -v >"$T/$name.out" &
+	SUB_PID=$!
+	PIDS+=("$SUB_PID")
+}
+
+# pub TOPIC MESSAGE: publishes one message at QoS 1.
+pub() {
+	mosquitto_pub -p "$BROKER_PORT" -q 1 -t "$1" -m "$2"
+}
+
+# pub_lines TOPIC FILE: publishes each line of FILE at QoS 1, in runs of
+# 50 000 lines (mosquitto_pub -l stops at 65 535 at QoS 1: message ids wrap).
+pub_lines() {
+	local topic=$1 file=$2 dir
+	dir=$(mktemp -d "$T/split.XXXXXX")
+	split -l 50000 "$file" "$dir/part."
+	local part
+	for part in "$dir"/part.*; do
+		mosquitto_pub -p "$BROKER_PORT" -q 1 -t "$topic" -l <"$part" || fail "publish $file"
+	done
+	rm -rf "$dir"
+}
+
+# db SQL: runs SQL against the counter's database (read-only use).
+db() {
+	sqlite3 -cmd ".timeout 5000" "$T/counter.db" "$1"
+}

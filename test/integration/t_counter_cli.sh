@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The counter as a Unix daemon: usage errors, help, retrying an absent broker,
+# retained status with a last will, metrics, and a clean SIGTERM.
+source "$(dirname "$0")/lib.sh"
+T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
+trap it_cleanup EXIT
+
+note "bad flags: one line on stderr, exit 64"
+for args in "--frobnicate" "--broker" "-b nonsense" "-l loud" "extra" "--metrics-interval 0"; do
+	set +e
+	# shellcheck disable=SC2086
+	"$BIN/mqpipe-counter" $args >"$T/out" 2>"$T/err"
+	rc=$?
+	set -e
+	[ $rc -eq 64 ] || fail "'$args' exited $rc, not 64"
+	[ "$(wc -l <"$T/err")" -eq 1 ] || fail "'$args' printed more than one line: $(cat "$T/err")"
+	grep -q "mqpipe-counter: " "$T/err" || fail "'$args': no program name in $(cat "$T/err")"
+done
+"$BIN/mqpipe-counter" --help | grep -q -- "--broker URI" || fail "--help"
+"$BIN/mqpipe-counter" -V | grep -qE "^mqpipe-counter [0-9]" || fail "--version"
+
+note "broker unreachable at start: keeps retrying, then comes online"
+port=0
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+	port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+	port_in_use $port || break
+done
+"$BIN/mqpipe-counter" -b "tcp://127.0.0.1:$port" -d "$T/counter.db" --metrics-interval 1 2>"$T/counter.log" &
+COUNTER_PID=$!
+PIDS+=("$COUNTER_PID")
+wait_for 10 log_has "$T/counter.log" "event=broker_unreachable" || fail "no broker_unreachable log"
+sleep 1.5
+kill -0 $COUNTER_PID || fail "the counter exited while the broker was away"
+mkdir -p "$T/broker"
+sed -e "s|@PORT@|$port|" -e "s|@DIR@|$T/broker|" "$MQPIPE_ROOT/broker-config/test.conf.in" >"$T/broker/mosquitto.conf"
+mosquitto -c "$T/broker/mosquitto.conf" >/dev/null 2>&1 &
+BROKER_PID=$!
+BROKER_PORT=$port
+BROKER_URI=tcp://127.0.0.1:$port
+wait_for 40 log_has "$T/counter.log" "event=online" || fail "did not come online once the broker was up"
+
+note "retained status online with pid and version"
+status=$(mosquitto_sub -p $port -t mqpipe/status/mqpipe-counter -C 1 -W 5)
+echo "$status" | jq -e --argjson pid $COUNTER_PID \
+	'.agent == "counter" and .state == "online" and .pid == $pid and (.version | type == "string")' >/dev/null ||
+	fail "status: $status"
+
+note "retained metrics with the documented fields"
+metrics=$(mosquitto_sub -p $port -t mqpipe/metrics/mqpipe-counter -C 1 -W 5)
+echo "$metrics" | jq -e '.agent == "counter" and (.handling_us | has("p50") and has("p95") and has("p99") and has("max"))
+	and has("outbox_depth") and has("uptime_s") and has("rss_bytes") and has("deadletters") and has("errors")
+	and (.in | type == "object") and (.out | type == "object")' >/dev/null || fail "metrics: $metrics"
+
+note "SIGTERM: exit 0, retained status offline"
+kill -TERM $COUNTER_PID
+set +e
+wait $COUNTER_PID
+rc=$?
+set -e
+[ $rc -eq 0 ] || fail "SIGTERM exit status $rc"
+log_has "$T/counter.log" "event=stopped" || fail "no stopped log"
+status=$(mosquitto_sub -p $port -t mqpipe/status/mqpipe-counter -C 1 -W 5)
+[ "$(echo "$status" | jq -r .state)" = offline ] || fail "status after SIGTERM: $status"
+
+note "SIGKILL: the broker publishes the last will (offline)"
+start_counter --metrics-interval 1
+status=$(mosquitto_sub -p $port -t mqpipe/status/mqpipe-counter -C 1 -W 5)
+[ "$(echo "$status" | jq -r .state)" = online ] || fail "status after restart: $status"
+kill -KILL $COUNTER_PID
+wait_for 10 bash -c "mosquitto_sub -p $port -t mqpipe/status/mqpipe-counter -C 1 -W 2 | grep -q offline" ||
+	fail "no offline will after SIGKILL"
+
+note "--prefix namespaces every topic"
+start_agent counter-ns mqpipe-counter -d "$T/ns.db" -p site1 -i counter-site1
+subscribe ns 'site1/#'
+pub site1/recv_message '{"moduleId":"p","timestamp":1}'
+pub site1/weekly_diagnostic '{"moduleid":"p","timestamp":2,"attempts":2}'
+wait_for 20 log_has "$T/ns.out" '^site1/success_rate ' || fail "no site1/success_rate: $(cat "$T/ns.out")"
+grep -q '^site1/success_rate {"moduleid":"p","timestamp":2,"success_rate":50,"received":1,"attempts":2}$' "$T/ns.out" ||
+	fail "prefixed output: $(cat "$T/ns.out")"
+grep -q '^site1/mqpipe/status/counter-site1 ' "$T/ns.out" || fail "prefixed status missing"
+echo "all ok"

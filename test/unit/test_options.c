@@ -1,0 +1,171 @@
+/* The common flags (mqpipe/options.h). */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mqpipe/options.h"
+
+static FILE *out, *err;
+static char *out_buf, *err_buf;
+static size_t out_len, err_len;
+
+static void setup(void)
+{
+	unsetenv("MQPIPE_BROKER");
+	unsetenv("STATE_DIRECTORY");
+	out = open_memstream(&out_buf, &out_len);
+	err = open_memstream(&err_buf, &err_len);
+}
+
+static void teardown(void)
+{
+	fclose(out);
+	fclose(err);
+	free(out_buf);
+	free(err_buf);
+}
+
+TestSuite(options, .init = setup, .fini = teardown);
+
+#define PARSE(opts, ...)                                                                 \
+	({                                                                               \
+		char *argv_[] = {"mqpipe-counter", __VA_ARGS__, NULL};                   \
+		int argc_ = (int)(sizeof(argv_) / sizeof(argv_[0])) - 1;                 \
+		enum mqp_parse_result r_ =                                               \
+			mqp_options_parse(opts, "counter", argc_, argv_, NULL, 0, NULL, out, err); \
+		fflush(out);                                                             \
+		fflush(err);                                                             \
+		r_;                                                                      \
+	})
+
+Test(options, defaults_follow_the_spec)
+{
+	struct mqp_options o;
+	char *argv[] = {"mqpipe-counter", NULL};
+	cr_assert_eq(mqp_options_parse(&o, "counter", 1, argv, NULL, 0, NULL, out, err), MQP_PARSE_RUN);
+	cr_assert_str_eq(o.broker, "tcp://127.0.0.1:1883");
+	cr_assert_str_eq(o.client_id, "mqpipe-counter");
+	cr_assert_str_eq(o.db_path, "./var/counter.db");
+	cr_assert_str_eq(o.prefix, "");
+	cr_assert_eq(o.log_level, MQP_LOG_INFO);
+	cr_assert_eq(o.metrics_interval_s, 10);
+}
+
+Test(options, environment_supplies_broker_and_state_directory)
+{
+	setenv("MQPIPE_BROKER", "tcp://10.0.0.1:1999", 1);
+	setenv("STATE_DIRECTORY", "/var/lib/mqpipe:/var/lib/other", 1);
+	struct mqp_options o;
+	char *argv[] = {"mqpipe-counter", NULL};
+	cr_assert_eq(mqp_options_parse(&o, "counter", 1, argv, NULL, 0, NULL, out, err), MQP_PARSE_RUN);
+	cr_assert_str_eq(o.broker, "tcp://10.0.0.1:1999");
+	cr_assert_str_eq(o.db_path, "/var/lib/mqpipe/counter.db");
+}
+
+Test(options, flags_override_defaults)
+{
+	struct mqp_options o;
+	cr_assert_eq(PARSE(&o, "-b", "ws://h:9001", "--client-id", "c2", "-d", "/tmp/x.db", "-p",
+			   "site/a/", "-l", "debug", "--log-format", "json"),
+		     MQP_PARSE_RUN);
+	cr_assert_str_eq(o.broker, "ws://h:9001");
+	cr_assert_str_eq(o.client_id, "c2");
+	cr_assert_str_eq(o.db_path, "/tmp/x.db");
+	cr_assert_str_eq(o.prefix, "site/a", "a trailing slash is dropped");
+	cr_assert_eq(o.log_level, MQP_LOG_DEBUG);
+	cr_assert_eq(o.log_format, MQP_LOG_JSON);
+}
+
+static void usage_error(enum mqp_parse_result r, const char *part)
+{
+	cr_assert_eq(r, MQP_PARSE_USAGE);
+	cr_assert(strstr(err_buf, part), "stderr '%s' lacks '%s'", err_buf, part);
+	cr_assert_eq(strchr(err_buf, '\n'), err_buf + strlen(err_buf) - 1, "one line: '%s'", err_buf);
+}
+
+Test(options, an_unknown_flag_is_a_one_line_usage_error)
+{
+	struct mqp_options o;
+	usage_error(PARSE(&o, "--frobnicate"), "unknown option '--frobnicate'");
+}
+
+Test(options, a_missing_argument_is_a_usage_error)
+{
+	struct mqp_options o;
+	usage_error(PARSE(&o, "--broker"), "needs an argument");
+}
+
+Test(options, a_bad_broker_uri_is_a_usage_error)
+{
+	struct mqp_options o;
+	usage_error(PARSE(&o, "-b", "localhost:1883"), "--broker 'localhost:1883'");
+}
+
+Test(options, a_bad_log_level_is_a_usage_error)
+{
+	struct mqp_options o;
+	usage_error(PARSE(&o, "-l", "loud"), "--log-level 'loud'");
+}
+
+Test(options, a_wildcard_prefix_is_a_usage_error)
+{
+	struct mqp_options o;
+	usage_error(PARSE(&o, "--prefix", "a/#"), "--prefix");
+}
+
+Test(options, a_missing_password_file_is_a_usage_error)
+{
+	struct mqp_options o;
+	usage_error(PARSE(&o, "--password-file", "/nonexistent/pw"), "--password-file");
+}
+
+Test(options, a_positional_argument_is_a_usage_error)
+{
+	struct mqp_options o;
+	usage_error(PARSE(&o, "extra"), "unexpected argument 'extra'");
+}
+
+Test(options, help_and_version_print_and_exit_zero)
+{
+	struct mqp_options o;
+	cr_assert_eq(PARSE(&o, "--help"), MQP_PARSE_EXIT_OK);
+	cr_assert(strstr(out_buf, "--broker URI"));
+	cr_assert_eq(PARSE(&o, "-V"), MQP_PARSE_EXIT_OK);
+	cr_assert(strstr(out_buf, "mqpipe-counter "));
+}
+
+static int seen_n;
+static int take_n(void *ctx, const char *arg, char *errbuf, size_t errlen)
+{
+	(void)ctx;
+	long v;
+	if (mqp_parse_long(arg, 1, 9, &v)) {
+		snprintf(errbuf, errlen, "'%s' is not 1..9", arg);
+		return -1;
+	}
+	seen_n = (int)v;
+	return 0;
+}
+
+Test(options, agent_flags_are_parsed_with_the_common_ones)
+{
+	struct mqp_extra_option x[] = {{"n", 1, "N", "a number", take_n}};
+	struct mqp_options o;
+	char *ok[] = {"mqpipe-counter", "--n", "7", "-l", "warn", NULL};
+	cr_assert_eq(mqp_options_parse(&o, "counter", 5, ok, x, 1, NULL, out, err), MQP_PARSE_RUN);
+	cr_assert_eq(seen_n, 7);
+	char *bad[] = {"mqpipe-counter", "--n", "70", NULL};
+	cr_assert_eq(mqp_options_parse(&o, "counter", 3, bad, x, 1, NULL, out, err), MQP_PARSE_USAGE);
+	fflush(err);
+	cr_assert(strstr(err_buf, "--n: '70' is not 1..9"));
+}
+
+Test(options, topics_get_the_prefix)
+{
+	struct mqp_options o;
+	char buf[64];
+	cr_assert_eq(PARSE(&o, "-p", "ns"), MQP_PARSE_RUN);
+	cr_assert_eq(mqp_options_topic(&o, "success_rate", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "ns/success_rate");
+	cr_assert_neq(mqp_options_topic(&o, "a-very-long-topic-name-that-cannot-fit-in-eight", buf, 8), 0);
+}
