@@ -18,6 +18,7 @@
 #define INBOX__BODY_FIXED 20       /* seq + received_us + topic_len + qos + flags */
 #define INBOX__TAIL 4              /* checksum */
 #define INBOX__CHUNK (256 * 1024)  /* bytes the consumer reads at a time */
+#define INBOX__SHRINK_ABOVE (64U * 1024 * 1024) /* truncate a wrapped file past this */
 #define INBOX__MAX_BODY (300U * 1024 * 1024) /* over MQTT's 256 MB payload limit */
 
 struct mqp_inbox {
@@ -138,9 +139,10 @@ static int inbox__scan(struct mqp_inbox *inbox, uint64_t size)
 			struct mqp_inbox_record rec;
 			size_t need = 0;
 			long n = inbox__decode(inbox->rbuf + pos, want - pos, &rec, &need);
+			if (n > 0 && rec.seq <= max_seq)
+				n = -1; /* an older record: what lies here was written before a wrap */
 			if (n > 0) {
-				if (rec.seq > max_seq)
-					max_seq = rec.seq;
+				max_seq = rec.seq;
 				if (rec.seq > inbox->applied_seq && first_unapplied == UINT64_MAX)
 					first_unapplied = off + pos;
 				pos += (size_t)n;
@@ -161,20 +163,14 @@ static int inbox__scan(struct mqp_inbox *inbox, uint64_t size)
 		off += pos;
 	}
 torn:
-	if (off < size) {
-		mqp_warn("inbox_tail_cut", "path=%s offset=%llu bytes=%llu", inbox->path,
-			 (unsigned long long)off, (unsigned long long)(size - off));
-		if (ftruncate(inbox->fd, (off_t)off))
-			return MQP_ERR_IO;
-	}
+	/* Bytes past `off` are a record cut short by a crash (never acknowledged,
+	 * so the broker sends it again) or records from before a wrap (applied):
+	 * the next append overwrites them. */
 	inbox->write_end = off;
 	inbox->next_seq = (max_seq > inbox->applied_seq ? max_seq : inbox->applied_seq) + 1;
 	inbox->read_pos = first_unapplied == UINT64_MAX ? off : first_unapplied;
-	if (inbox->read_pos == off && off > 0) { /* everything applied: start afresh */
-		if (ftruncate(inbox->fd, 0))
-			return MQP_ERR_IO;
+	if (inbox->read_pos == off) /* everything applied: wrap */
 		inbox->write_end = inbox->read_pos = 0;
-	}
 	return MQP_OK;
 }
 
@@ -194,7 +190,7 @@ int mqp_inbox_open(struct mqp_inbox **out, const char *path, uint64_t applied_se
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&inbox->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	inbox->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	inbox->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	struct stat st;
 	int rc = MQP_ERR_IO;
 	if (inbox->fd >= 0 && fstat(inbox->fd, &st) == 0)
@@ -251,7 +247,7 @@ int mqp_inbox_append(struct mqp_inbox *inbox, const char *topic, size_t tlen,
 
 	size_t done = 0;
 	while (done < total) { /* a short write only happens on ENOSPC or a signal */
-		ssize_t n = write(inbox->fd, p + done, total - done);
+		ssize_t n = pwrite(inbox->fd, p + done, total - done, (off_t)(inbox->write_end + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -262,14 +258,7 @@ int mqp_inbox_append(struct mqp_inbox *inbox, const char *topic, size_t tlen,
 	}
 	if (!rc && inbox->sync_full && fdatasync(inbox->fd))
 		rc = MQP_ERR_IO;
-	if (rc) {
-		int saved = errno;
-		/* Take back a partial record so the file stays a sequence of whole ones. */
-		if (ftruncate(inbox->fd, (off_t)inbox->write_end))
-			mqp_error("inbox_truncate_failed", "path=%s msg=\"%s\"", inbox->path,
-				  strerror(errno));
-		errno = saved;
-	} else {
+	if (!rc) {
 		inbox->write_end += total;
 		inbox->next_seq++;
 		pthread_cond_signal(&inbox->cond);
@@ -355,11 +344,13 @@ int mqp_inbox_applied(struct mqp_inbox *inbox)
 	inbox->applied_seq = inbox->last_seq;
 	pthread_mutex_lock(&inbox->lock);
 	if (inbox->read_pos == inbox->write_end && inbox->write_end > 0) {
-		/* Caught up: everything in the file is in SQLite, so start it afresh. */
-		if (ftruncate(inbox->fd, 0) == 0)
-			inbox->write_end = inbox->read_pos = 0;
-		else
+		/* Caught up: everything in the file is in SQLite, so the next record
+		 * goes to offset 0 again. Overwriting cached pages is much cheaper
+		 * for the receive thread than growing the file; a file that grew
+		 * large during a long backlog is given back. */
+		if (inbox->write_end > INBOX__SHRINK_ABOVE && ftruncate(inbox->fd, 0))
 			rc = MQP_ERR_IO;
+		inbox->write_end = inbox->read_pos = 0;
 	}
 	pthread_mutex_unlock(&inbox->lock);
 	return rc;

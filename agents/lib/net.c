@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -75,8 +76,22 @@ static int net__same_peer(const struct sockaddr *a, const struct sockaddr *b)
 	return 0;
 }
 
-int mqp_net_nodelay_to(const char *uri)
+int mqp_net_pending(int fd)
 {
+	int n = 0;
+	return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
+int mqp_net_set_nodelay(int fd, int nodelay)
+{
+	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof(nodelay)) ? MQP_ERR_IO
+										   : MQP_OK;
+}
+
+int mqp_net_nodelay_to(const char *uri, int *found)
+{
+	if (found)
+		*found = -1;
 	char host[256], service[8];
 	int port;
 	if (mqp_net_parse_uri(uri, host, sizeof(host), &port))
@@ -108,9 +123,11 @@ int mqp_net_nodelay_to(const char *uri)
 		for (struct addrinfo *ai = addrs; ai; ai = ai->ai_next) {
 			if (!net__same_peer((struct sockaddr *)&peer, ai->ai_addr))
 				continue;
-			int one = 1;
-			if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+			if (mqp_net_set_nodelay(fd, 1) == 0) {
 				set++;
+				if (found)
+					*found = fd;
+			}
 			break;
 		}
 	}

@@ -71,6 +71,11 @@ struct runtime {
 	MQTTProperties conn_props;
 	MQTTAsync_SSLOptions ssl;
 	atomic_int connect_failed, online, ever_online, offline_acked, disconnected;
+	/* Adaptive Nagle (see runtime__on_message): the broker socket, whether
+	 * TCP_NODELAY is on, and when the last message arrived. */
+	atomic_int broker_fd, nodelay_on;
+	atomic_llong last_arrival_us;
+	unsigned arrivals; /* receive thread only */
 
 	/* Applier (thread and what it alone touches). */
 	pthread_t applier;
@@ -330,6 +335,34 @@ struct mqp_store *mqp_ctx_store(struct mqp_ctx *ctx)
 	return ctx->rt->store;
 }
 
+/* TCP_NODELAY makes every PUBACK its own segment through the whole TCP path,
+ * which caps how fast a queued backlog drains; Nagle coalesces them. So when
+ * the broker has a backlog for us (more than RUNTIME__BACKLOG_BYTES already
+ * waiting in the socket, checked every 8th message) Nagle is let on; once the
+ * applier has caught up and arrivals have paused for RUNTIME__BURST_GAP_US it
+ * turns TCP_NODELAY back on, which also sends what Nagle held. Live traffic
+ * and lone messages, and the outputs they cause, never wait on Nagle. */
+#define RUNTIME__BACKLOG_BYTES 4096
+#define RUNTIME__BURST_GAP_US 200
+#define RUNTIME__BURST_CHECK_MS 1 /* how often the applier looks for a burst's end */
+
+static void runtime__nodelay(struct runtime *rt, int on)
+{
+	int fd = atomic_load(&rt->broker_fd);
+	if (fd >= 0 && atomic_exchange(&rt->nodelay_on, on) != on)
+		mqp_net_set_nodelay(fd, on);
+}
+
+/* Applier: once caught up with a paused stream, nothing (PUBACKs, outputs)
+ * may wait on Nagle any longer. */
+static void runtime__burst_check(struct runtime *rt)
+{
+	if (!atomic_load(&rt->nodelay_on) &&
+	    mqp_now_us() - atomic_load(&rt->last_arrival_us) >= RUNTIME__BURST_GAP_US &&
+	    mqp_inbox_backlog(rt->inbox) == 0)
+		runtime__nodelay(rt, 1);
+}
+
 /* ---- the applier --------------------------------------------------------- */
 
 /* Stores and announces the message in ctx as a dead letter. */
@@ -455,7 +488,8 @@ static void *runtime__applier_main(void *arg)
 	for (;;) {
 		atomic_store(&rt->heartbeat_ms, runtime__mono_ms());
 		int stopping = atomic_load(&rt->applier_stop);
-		int ready = mqp_inbox_wait(rt->inbox, stopping ? 0 : RUNTIME__IDLE_WAIT_MS);
+		int wait_ms = atomic_load(&rt->nodelay_on) ? RUNTIME__IDLE_WAIT_MS : RUNTIME__BURST_CHECK_MS;
+		int ready = mqp_inbox_wait(rt->inbox, stopping ? 0 : wait_ms);
 		pthread_mutex_lock(&rt->lock);
 		int acks = rt->acked.n > 0, failures = rt->failed.n > 0;
 		pthread_mutex_unlock(&rt->lock);
@@ -469,9 +503,13 @@ static void *runtime__applier_main(void *arg)
 				mqp_error("applier_failed", "msg=\"%s\" action=exit", mqp_strerror(n));
 				_exit(RUNTIME__EX_SOFTWARE);
 			}
-			if (n > 0)
+			if (n > 0) {
+				runtime__burst_check(rt);
 				continue;
+			}
 		}
+		if (!ready)
+			runtime__burst_check(rt);
 		if (stopping && !ready)
 			break;
 	}
@@ -484,10 +522,15 @@ static void *runtime__applier_main(void *arg)
 static int runtime__on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 {
 	struct runtime *rt = context;
+	int64_t now = mqp_now_us();
+	if ((++rt->arrivals & 7) == 0 && atomic_load(&rt->nodelay_on) &&
+	    mqp_net_pending(atomic_load(&rt->broker_fd)) > RUNTIME__BACKLOG_BYTES)
+		runtime__nodelay(rt, 0);
+	atomic_store(&rt->last_arrival_us, now);
 	/* topic_len is 0 unless the topic holds NULs (then it is the real length). */
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	int rc = mqp_inbox_append(rt->inbox, topic, tlen, m->payload, (size_t)m->payloadlen,
-				  m->qos, mqp_now_us());
+				  m->qos, now);
 	if (rc) {
 		/* Not stored, so not acknowledged: Paho keeps it and offers it again. */
 		mqp_error("inbox_append_failed", "topic=%s msg=\"%s\"", topic,
@@ -504,6 +547,7 @@ static void runtime__on_connection_lost(void *context, char *cause)
 {
 	struct runtime *rt = context;
 	atomic_store(&rt->online, 0);
+	atomic_store(&rt->broker_fd, -1); /* Paho closes it; the number may be reused */
 	mqp_warn("connection_lost", "broker=%s cause=\"%s\" action=reconnect", rt->opts.broker,
 		 cause ? cause : "unknown");
 }
@@ -546,7 +590,10 @@ static void runtime__on_connected(void *context, char *cause)
 	struct runtime *rt = context;
 	/* Paho never sets TCP_NODELAY: without it each small publish waits on
 	 * Nagle and delayed ACK (~40 ms a hop). */
-	int n = mqp_net_nodelay_to(rt->opts.broker);
+	int fd;
+	int n = mqp_net_nodelay_to(rt->opts.broker, &fd);
+	atomic_store(&rt->nodelay_on, 1);
+	atomic_store(&rt->broker_fd, fd);
 	if (n <= 0)
 		mqp_warn("nodelay_not_set", "broker=%s result=%d", rt->opts.broker, n);
 	mqp_info("connected", "broker=%s cause=\"%s\" nodelay_sockets=%d", rt->opts.broker,
@@ -785,6 +832,7 @@ static int runtime__open(struct runtime *rt)
 	char inbox_path[1100];
 	int64_t applied = 0;
 	rt->start_us = mqp_now_us();
+	atomic_store(&rt->broker_fd, -1);
 	pthread_mutex_init(&rt->lock, NULL);
 	rt->prefix_len = rt->opts.prefix[0] ? strlen(rt->opts.prefix) + 1 : 0;
 	if ((rc = mqp_metrics_new(&rt->metrics)))

@@ -66,9 +66,13 @@ Test(nodelay, is_set_on_the_socket_connected_to_the_broker_and_no_other)
 
 	char uri[64];
 	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", ntohs(a.sin_port));
-	cr_assert_eq(mqp_net_nodelay_to(uri), 1);
+	int fd = -1;
+	cr_assert_eq(mqp_net_nodelay_to(uri, &fd), 1);
+	cr_assert_eq(fd, to_broker);
 	cr_assert_neq(nodelay(to_broker), 0);
 	cr_assert_eq(nodelay(to_other), 0);
+	cr_assert_eq(mqp_net_set_nodelay(to_broker, 0), 0);
+	cr_assert_eq(nodelay(to_broker), 0);
 	close(to_broker);
 	close(to_other);
 	close(lb);
@@ -77,5 +81,19 @@ Test(nodelay, is_set_on_the_socket_connected_to_the_broker_and_no_other)
 
 Test(nodelay, finds_nothing_when_not_connected)
 {
-	cr_assert_eq(mqp_net_nodelay_to("tcp://127.0.0.1:9"), 0);
+	int fd = 5;
+	cr_assert_eq(mqp_net_nodelay_to("tcp://127.0.0.1:9", &fd), 0);
+	cr_assert_eq(fd, -1);
+}
+
+Test(pending, counts_bytes_waiting_to_be_read)
+{
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(mqp_net_pending(sv[1]), 0);
+	cr_assert_eq(write(sv[0], "hello", 5), 5);
+	cr_assert_eq(mqp_net_pending(sv[1]), 5);
+	cr_assert_eq(mqp_net_pending(-1), -1);
+	close(sv[0]);
+	close(sv[1]);
 }

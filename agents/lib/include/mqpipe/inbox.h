@@ -11,8 +11,12 @@
  *
  * Record: "MQIB" | u32 body_len | body | u32 FNV-1a(body), where body is
  * u64 seq | i64 received_us | u16 topic_len | u8 qos | u8 flags | topic | payload.
- * A torn or garbled tail (the process died inside write) is cut off at open:
- * that message was never acknowledged, so the broker delivers it again. */
+ * Once every record is applied the writer wraps to offset 0 (overwriting
+ * cached pages is far cheaper than growing a file), so the records that count
+ * are the run from offset 0 whose seq keeps rising and whose checksums hold.
+ * What follows them is a torn record (the process died inside write: never
+ * acknowledged, so the broker delivers it again) or records from before the
+ * wrap (applied); appends overwrite it. */
 #ifndef MQPIPE_INBOX_H
 #define MQPIPE_INBOX_H
 
@@ -31,7 +35,7 @@ struct mqp_inbox_record {
 	int qos;
 };
 
-/* Opens or creates the inbox at path, truncating any torn tail. Records with
+/* Opens or creates the inbox at path, finding the end of its records. Records with
  * seq <= applied_seq are treated as already applied. Returns 0 and *out, or
  * MQP_ERR_IO / MQP_ERR_NOMEM. */
 int mqp_inbox_open(struct mqp_inbox **out, const char *path, uint64_t applied_seq, int sync_full);
@@ -56,7 +60,7 @@ int mqp_inbox_read(struct mqp_inbox *inbox, size_t max_records,
 
 /* Marks everything handed out by mqp_inbox_read as applied (call after the
  * SQLite commit that stored the last seq). When the consumer has caught up
- * with the writer the file is truncated to zero. Returns 0 or MQP_ERR_IO. */
+ * with the writer the next append wraps to offset 0. Returns 0 or MQP_ERR_IO. */
 int mqp_inbox_applied(struct mqp_inbox *inbox);
 
 /* Sequence number of the last record handed out by mqp_inbox_read. */

@@ -5,9 +5,17 @@
 /* Sets TCP_NODELAY on every TCP socket of this process whose peer is the
  * broker named by uri (tcp://, ssl://, ws://, wss://, mqtt://, mqtts://). Paho
  * never sets it and exposes no descriptor, so this walks /proc/self/fd and
- * matches getpeername() against the broker's resolved addresses.
+ * matches getpeername() against the broker's resolved addresses. When fd is
+ * not NULL it receives the last matching descriptor (-1 if none).
  * Returns the number of sockets set (0 if none matched), or a negative error. */
-int mqp_net_nodelay_to(const char *uri);
+int mqp_net_nodelay_to(const char *uri, int *fd);
+
+/* Bytes received on fd and not yet read (FIONREAD), or -1 on error. */
+int mqp_net_pending(int fd);
+
+/* Turns Nagle's algorithm off (nodelay 1) or on (0) for fd. Returns 0 or
+ * MQP_ERR_IO. Setting nodelay also sends whatever Nagle was holding back. */
+int mqp_net_set_nodelay(int fd, int nodelay);
 
 /* Splits a broker URI into host and port (default 1883, 8883 for ssl, 80/443
  * for ws/wss). Returns 0 or MQP_ERR_INVAL. */
