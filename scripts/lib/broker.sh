@@ -18,7 +18,7 @@ broker_start() {
 	for tries in 1 2 3 4 5 6 7 8 9 10; do
 		port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
 		port_in_use "$port" && continue
-		sed -e "s|@PORT@|$port|" -e "s|@DIR@|$dir|" \
+		sed -e "s|@PORT@|$port|" -e "s|@DIR@|$dir|" -e "s|@USER@|$(id -un)|" \
 			"$MQPIPE_ROOT/broker-config/test.conf.in" >"$dir/mosquitto.conf"
 		mosquitto -c "$dir/mosquitto.conf" >"$dir/mosquitto.out" 2>&1 &
 		BROKER_PID=$!

@@ -32,7 +32,7 @@ wait_for 10 log_has "$T/counter.log" "event=broker_unreachable" || fail "no brok
 sleep 1.5
 kill -0 $COUNTER_PID || fail "the counter exited while the broker was away"
 mkdir -p "$T/broker"
-sed -e "s|@PORT@|$port|" -e "s|@DIR@|$T/broker|" "$MQPIPE_ROOT/broker-config/test.conf.in" >"$T/broker/mosquitto.conf"
+sed -e "s|@PORT@|$port|" -e "s|@DIR@|$T/broker|" -e "s|@USER@|$(id -un)|" "$MQPIPE_ROOT/broker-config/test.conf.in" >"$T/broker/mosquitto.conf"
 mosquitto -c "$T/broker/mosquitto.conf" >/dev/null 2>&1 &
 BROKER_PID=$!
 BROKER_PORT=$port
@@ -45,11 +45,14 @@ echo "$status" | jq -e --argjson pid $COUNTER_PID \
 	'.agent == "counter" and .state == "online" and .pid == $pid and (.version | type == "string")' >/dev/null ||
 	fail "status: $status"
 
+echo "$status" | "$MQPIPE_ROOT/scripts/schemas" validate status || fail "status breaks its schema"
+
 note "retained metrics with the documented fields"
 metrics=$(mosquitto_sub -p $port -t mqpipe/metrics/mqpipe-counter -C 1 -W 5)
 echo "$metrics" | jq -e '.agent == "counter" and (.handling_us | has("p50") and has("p95") and has("p99") and has("max"))
 	and has("outbox_depth") and has("uptime_s") and has("rss_bytes") and has("deadletters") and has("errors")
 	and (.in | type == "object") and (.out | type == "object")' >/dev/null || fail "metrics: $metrics"
+echo "$metrics" | "$MQPIPE_ROOT/scripts/schemas" validate metrics || fail "metrics break their schema"
 
 note "SIGTERM: exit 0, retained status offline"
 kill -TERM $COUNTER_PID

@@ -58,6 +58,8 @@ line=$(sed -n "$((i + 2))p" "$T/dl.out")
 echo "${line#* }" | jq -e --arg b "$(base64 -w0 "$T/bad-utf8")" \
 	'.payload_b64 == $b and (has("payload") | not) and (.reason | contains("UTF-8"))' >/dev/null ||
 	fail "invalid UTF-8: $line"
+cut -d' ' -f2- "$T/dl.out" | "$MQPIPE_ROOT/scripts/schemas" validate deadletter ||
+	fail "a dead letter breaks schemas/deadletter.schema.json"
 [ "$(db 'SELECT count(*) FROM deadletter')" -eq "$total" ] || fail "deadletter table holds $(db 'SELECT count(*) FROM deadletter'), want $total"
 [ "$(db "SELECT count(*) FROM deadletter WHERE payload = x'$(od -An -tx1 "$T/bad-utf8" | tr -d ' \n')'")" -eq 1 ] ||
 	fail "the binary payload is not stored byte for byte"

@@ -38,6 +38,8 @@ awk 'NR == FNR { want[$1 " " $2] = $0; next }
      END { for (k in want) { print "missing: " want[k]; bad++ } exit bad > 0 }' \
 	"$T/expected.txt" "$T/got.txt" || fail "success rates differ from the independent calculation"
 
+sed 's/^success_rate //' "$T/rates.out" | "$MQPIPE_ROOT/scripts/schemas" validate success_rate ||
+	fail "a success_rate event breaks schemas/success_rate.schema.json"
 unique=$(sed -E 's/"module[Ii]d"/"m"/' "$T/recv.txt" | sort -u | wc -l)
 [ "$(db 'SELECT count(*) FROM recv_message')" -eq "$unique" ] || fail "stored messages != $unique unique"
 [ "$(db 'SELECT count(*) FROM deadletter')" -eq 0 ] || fail "good input was dead-lettered"

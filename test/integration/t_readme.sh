@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The README's examples work verbatim: each ```sh block after an
+# "<!-- example -->" line runs against a real broker and counter, and what it
+# prints must equal the ```text block that follows it. mosquitto_pub/sub are
+# pointed at this test's broker port; nothing else in the commands changes.
+source "$(dirname "$0")/lib.sh"
+it_setup
+start_counter --metrics-interval 2
+"$MQPIPE_ROOT/scripts/schemas" check-readme || fail "README topic table out of date"
+
+awk -v dir="$T" '
+	/^<!-- example -->$/ { n++; want = 1; next }
+	want == 1 && /^```sh$/ { mode = "sh"; next }
+	want == 1 && mode == "" && /^```text$/ { mode = "text"; next }
+	mode != "" && /^```$/ { if (mode == "text") want = 0; mode = ""; next }
+	mode == "sh" { print > (dir "/example" n ".sh") }
+	mode == "text" { print > (dir "/example" n ".want") }
+' "$MQPIPE_ROOT/README.md"
+count=$(ls "$T"/example*.sh | wc -l)
+[ "$count" -ge 4 ] || fail "found only $count README examples"
+
+for sh in "$T"/example*.sh; do
+	want=${sh%.sh}.want
+	[ -f "$want" ] || fail "$(basename "$sh") has no output block"
+	# The first publish waits a moment so that a backgrounded subscriber is in.
+	rm -f "$T/first"
+	out=$(PORT=$BROKER_PORT FIRST="$T/first" bash -c '
+		mosquitto_pub() { [ -e "$FIRST" ] || { sleep 0.5; touch "$FIRST"; }; command mosquitto_pub -p "$PORT" "$@"; }
+		mosquitto_sub() { command mosquitto_sub -p "$PORT" "$@"; }
+		export -f mosquitto_pub mosquitto_sub
+		source "$0"' "$sh")
+	if [ "$out" != "$(cat "$want")" ]; then
+		echo "--- $(basename "$sh"):"; cat "$sh"
+		echo "--- printed:"; echo "$out"
+		echo "--- README says:"; cat "$want"
+		fail "README example $(basename "$sh") prints something else"
+	fi
+	note "$(basename "$sh") ok"
+done
+echo "all ok: $count examples"
