@@ -5,26 +5,32 @@
 #include "mqpipe/error.h"
 #include "success_rate.h"
 
-/* Reads the module id in either spelling into out[SR_MODULE_MAX + 1]. */
-static int sr__module(const cJSON *root, char *out, struct mqp_reason *why)
+/* Parses payload as an object and reads what every counter input has: the
+ * module id (either spelling) into module[SR_MODULE_MAX + 1] and the
+ * timestamp. On success *root owns the tree for further fields. */
+static int sr__parse_head(const void *payload, size_t len, char *module, uint64_t *timestamp,
+			  cJSON **root, struct mqp_reason *why)
 {
-	const char *module;
-	int rc = mqp_json_string_alias(root, "moduleId", "moduleid", SR_MODULE_MAX, &module, why);
+	const char *id;
+	int rc = mqp_json_parse_object(payload, len, root, why);
 	if (rc)
 		return rc;
-	strcpy(out, module); /* bounded by SR_MODULE_MAX above */
+	rc = mqp_json_string_alias(*root, "moduleId", "moduleid", SR_MODULE_MAX, &id, why);
+	if (!rc)
+		rc = mqp_json_uint(*root, "timestamp", MQP_UINT_MAX_EXACT, timestamp, why);
+	if (rc) {
+		cJSON_Delete(*root);
+		*root = NULL;
+		return rc;
+	}
+	strcpy(module, id); /* bounded by SR_MODULE_MAX above */
 	return MQP_OK;
 }
 
 int sr_parse_recv(const void *payload, size_t len, struct sr_recv *out, struct mqp_reason *why)
 {
 	cJSON *root;
-	int rc = mqp_json_parse_object(payload, len, &root, why);
-	if (rc)
-		return rc;
-	rc = sr__module(root, out->module, why);
-	if (!rc)
-		rc = mqp_json_uint(root, "timestamp", MQP_UINT_MAX_EXACT, &out->timestamp, why);
+	int rc = sr__parse_head(payload, len, out->module, &out->timestamp, &root, why);
 	cJSON_Delete(root);
 	return rc;
 }
@@ -32,12 +38,7 @@ int sr_parse_recv(const void *payload, size_t len, struct sr_recv *out, struct m
 int sr_parse_diag(const void *payload, size_t len, struct sr_diag *out, struct mqp_reason *why)
 {
 	cJSON *root;
-	int rc = mqp_json_parse_object(payload, len, &root, why);
-	if (rc)
-		return rc;
-	rc = sr__module(root, out->module, why);
-	if (!rc)
-		rc = mqp_json_uint(root, "timestamp", MQP_UINT_MAX_EXACT, &out->timestamp, why);
+	int rc = sr__parse_head(payload, len, out->module, &out->timestamp, &root, why);
 	if (!rc)
 		rc = mqp_json_uint(root, "attempts", UINT32_MAX, &out->attempts, why);
 	cJSON_Delete(root);

@@ -256,8 +256,10 @@ static int runtime__send(struct runtime *rt, int64_t id, const char *topic, cons
 	if (id > 0) {
 		atomic_fetch_sub(&rt->inflight, 1);
 		pthread_mutex_lock(&rt->lock);
-		runtime__ids_push(&rt->failed, id);
+		int pushed = runtime__ids_push(&rt->failed, id);
 		pthread_mutex_unlock(&rt->lock);
+		if (pushed) /* still in the outbox: published again at the next start */
+			mqp_error("retry_lost", "id=%lld msg=\"out of memory\"", (long long)id);
 	}
 	mqp_debug("publish_refused", "topic=%s code=%d", topic, rc);
 	return MQP_ERR_MQTT;

@@ -58,7 +58,7 @@ start_agent() {
 	local name=$1 bin=$2
 	shift 2
 	local before
-	before=$(grep -c 'event=online' "$T/$name.log" 2>/dev/null || true)
+	before=$(grep -cE 'event=online|"event":"online"' "$T/$name.log" 2>/dev/null || true)
 	"$BIN/$bin" -b "$BROKER_URI" "$@" 2>>"$T/$name.log" &
 	AGENT_PID=$!
 	PIDS+=("$AGENT_PID")
@@ -66,8 +66,8 @@ start_agent() {
 		fail "$name did not come online: $(tail -n 5 "$T/$name.log")"
 }
 
-agent_online_after() {
-	[ "$(grep -c 'event=online' "$1" 2>/dev/null || true)" -gt "$2" ]
+agent_online_after() { # either log format
+	[ "$(grep -cE 'event=online|"event":"online"' "$1" 2>/dev/null || true)" -gt "$2" ]
 }
 
 # start_counter [ARGS...]: the counter with its state in $T. Sets COUNTER_PID.
@@ -112,4 +112,28 @@ pub_lines() {
 # db SQL: runs SQL against the counter's database (read-only use).
 db() {
 	sqlite3 -cmd ".timeout 5000" "$T/counter.db" "$1"
+}
+
+# rates_of FILE: "module timestamp received attempts rate" lines, sorted and
+# unique, from mosquitto_sub -v output of success_rate events (rate rounded to
+# 6 decimals, or null).
+rates_of() {
+	sed 's/^[^ ]*success_rate //' "$1" |
+		jq -r '[.moduleid, .timestamp, .received, .attempts,
+			(if .success_rate == null then "null" else (.success_rate * 1000000 | round / 1000000 | tostring) end)] | join(" ")' |
+		sort -u
+}
+
+# compare_rates EXPECTED GOT: every expected line is in GOT with the same
+# counts and a rate within 1e-5, and GOT holds nothing else (a module and
+# timestamp twice with different values counts as something else).
+compare_rates() {
+	awk 'NR == FNR { want[$1 " " $2] = $0; next }
+	     { key = $1 " " $2
+	       if (!(key in want)) { print "unexpected or conflicting: " $0; bad++; next }
+	       split(want[key], w, " ")
+	       if ($3 != w[3] || $4 != w[4] || ($5 == "null") != (w[5] == "null") ||
+	           ($5 != "null" && ($5 - w[5] > 1e-5 || w[5] - $5 > 1e-5))) { print "got " $0 " want " want[key]; bad++ }
+	       delete want[key] }
+	     END { for (k in want) { print "missing: " want[k]; bad++ } exit bad > 0 }' "$1" "$2"
 }

@@ -82,4 +82,13 @@ wait_for 20 log_has "$T/ns.out" '^site1/success_rate ' || fail "no site1/success
 grep -q '^site1/success_rate {"moduleid":"p","timestamp":2,"success_rate":50,"received":1,"attempts":2}$' "$T/ns.out" ||
 	fail "prefixed output: $(cat "$T/ns.out")"
 grep -q '^site1/mqpipe/status/counter-site1 ' "$T/ns.out" || fail "prefixed status missing"
+note "--sync full and --log-format json"
+start_agent counter-full mqpipe-counter -d "$T/full.db" -i counter-full --sync full --log-format json
+[ "$(sqlite3 "$T/full.db" 'PRAGMA journal_mode')" = wal ] || fail "not WAL"
+pub recv_message '{"moduleId":"f","timestamp":1}'
+wait_for 20 bash -c "[ \$(sqlite3 -cmd '.timeout 2000' '$T/full.db' 'SELECT count(*) FROM recv_message') -eq 1 ]" ||
+	fail "--sync full did not store the message"
+grep '"event":"online"' "$T/counter-full.log" | jq -e '.level == "info" and .agent == "counter" and (.ts | type == "string")' >/dev/null ||
+	fail "JSON log lines: $(head -2 "$T/counter-full.log")"
+jq -e . "$T/counter-full.log" >/dev/null || fail "a JSON log line does not parse"
 echo "all ok"

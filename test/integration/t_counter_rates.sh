@@ -23,20 +23,8 @@ wait_for 120 bash -c "[ \$(wc -l <'$T/rates.out') -ge $expected ]" ||
 sleep 1 # a repeated diagnostic must publish nothing: nothing more may come
 [ "$(lines "$T/rates.out")" -eq "$expected" ] || fail "$(lines "$T/rates.out") events for $expected new diagnostics"
 
-sed 's/^success_rate //' "$T/rates.out" |
-	jq -r '[.moduleid, .timestamp, .received, .attempts,
-		(if .success_rate == null then "null" else (.success_rate * 1000000 | round / 1000000 | tostring) end)] | join(" ")' |
-	sort >"$T/got.txt"
-# Compare rates numerically (jq and awk print decimals differently).
-awk 'NR == FNR { want[$1 " " $2] = $0; next }
-     { key = $1 " " $2
-       if (!(key in want)) { print "unexpected: " $0; bad++; next }
-       split(want[key], w, " ")
-       if ($3 != w[3] || $4 != w[4] || ($5 == "null") != (w[5] == "null") ||
-           ($5 != "null" && ($5 - w[5] > 1e-5 || w[5] - $5 > 1e-5))) { print "got " $0 " want " want[key]; bad++ }
-       delete want[key] }
-     END { for (k in want) { print "missing: " want[k]; bad++ } exit bad > 0 }' \
-	"$T/expected.txt" "$T/got.txt" || fail "success rates differ from the independent calculation"
+rates_of "$T/rates.out" >"$T/got.txt"
+compare_rates "$T/expected.txt" "$T/got.txt" || fail "success rates differ from the independent calculation"
 
 sed 's/^success_rate //' "$T/rates.out" | "$MQPIPE_ROOT/scripts/schemas" validate success_rate ||
 	fail "a success_rate event breaks schemas/success_rate.schema.json"
