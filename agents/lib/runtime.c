@@ -70,7 +70,7 @@ struct runtime {
 	MQTTAsync_willOptions will;
 	MQTTProperties conn_props;
 	MQTTAsync_SSLOptions ssl;
-	atomic_int connect_failed, online, ever_online, offline_acked, disconnected;
+	atomic_int connect_failed, subscribe_failed, online, ever_online, offline_acked, disconnected;
 	/* Adaptive Nagle (see runtime__on_message): the broker socket, whether
 	 * TCP_NODELAY is on, and when the last message arrived. */
 	atomic_int broker_fd, nodelay_on;
@@ -79,7 +79,7 @@ struct runtime {
 
 	/* Applier (thread and what it alone touches). */
 	pthread_t applier;
-	atomic_int applier_stop, applier_done;
+	atomic_int applier_stop;
 	atomic_llong heartbeat_ms;
 	struct runtime__output *outputs;
 	size_t n_outputs, cap_outputs;
@@ -474,8 +474,8 @@ static int runtime__apply_batch(struct runtime *rt)
 		runtime__outputs_truncate(rt, 0);
 		return n < 0 ? n : rc;
 	}
-	if (n > 0 && (rc = mqp_inbox_applied(rt->inbox)))
-		mqp_warn("inbox_truncate_failed", "msg=\"%s\"", strerror(errno));
+	if (n > 0 && (rc = mqp_inbox_applied(rt->inbox))) /* only a failed shrink: harmless */
+		mqp_warn("inbox_shrink_failed", "msg=\"%s\"", strerror(errno));
 	runtime__outputs_flush(rt);
 	int64_t now = mqp_now_us();
 	for (size_t i = 0; i < rt->n_batch; i++) /* replays from before this start are not timed */
@@ -515,7 +515,6 @@ static void *runtime__applier_main(void *arg)
 		if (stopping && !ready)
 			break;
 	}
-	atomic_store(&rt->applier_done, 1);
 	return NULL;
 }
 
@@ -578,12 +577,25 @@ static void runtime__on_subscribed(void *context, MQTTAsync_successData5 *respon
 static void runtime__on_subscribe_failed(void *context, MQTTAsync_failureData5 *response)
 {
 	struct runtime *rt = context;
-	mqp_error("subscribe_failed", "code=%d msg=\"%s\"", response ? response->code : 0,
+	mqp_error("subscribe_failed", "code=%d msg=\"%s\" action=retry", response ? response->code : 0,
 		  response && response->message ? response->message : "");
-	/* Drop the connection so that the reconnect subscribes again. */
-	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
-	d.reasonCode = MQTTREASONCODE_UNSPECIFIED_ERROR;
-	MQTTAsync_disconnect(rt->client, &d);
+	/* The main loop subscribes again (a disconnect here would also end
+	 * Paho's automatic reconnection). */
+	atomic_store(&rt->subscribe_failed, 1);
+}
+
+/* Subscribes to every filter at QoS 1; on_subscribed then says online. */
+static void runtime__subscribe(struct runtime *rt)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	ro.onSuccess5 = runtime__on_subscribed;
+	ro.onFailure5 = runtime__on_subscribe_failed;
+	ro.context = rt;
+	int rc = MQTTAsync_subscribeMany(rt->client, rt->n_subs, rt->subs, rt->subs_qos, &ro);
+	if (rc != MQTTASYNC_SUCCESS) {
+		mqp_error("subscribe_failed", "code=%d action=retry", rc);
+		atomic_store(&rt->subscribe_failed, 1);
+	}
 }
 
 /* Paho calls this after every successful connect, first or automatic. */
@@ -602,13 +614,7 @@ static void runtime__on_connected(void *context, char *cause)
 		 cause ? cause : "", n);
 	/* mosquitto 2.0.11 forgets shared subscriptions across its restarts, so
 	 * subscribe on every connect even when the session is present. */
-	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-	ro.onSuccess5 = runtime__on_subscribed;
-	ro.onFailure5 = runtime__on_subscribe_failed;
-	ro.context = rt;
-	int rc = MQTTAsync_subscribeMany(rt->client, rt->n_subs, rt->subs, rt->subs_qos, &ro);
-	if (rc != MQTTASYNC_SUCCESS)
-		mqp_error("subscribe_failed", "code=%d", rc);
+	runtime__subscribe(rt);
 }
 
 static void runtime__on_connect_ok(void *context, MQTTAsync_successData5 *response)
@@ -789,6 +795,7 @@ static void runtime__shutdown(struct runtime *rt)
 			      strlen(rt->offline_payload), 1, 1);
 		runtime__wait_for(runtime__offline_acked, rt, 2000);
 	}
+	atomic_store(&rt->broker_fd, -1); /* the applier must not touch it once closed */
 	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
 	d.timeout = 2000;
 	d.onSuccess5 = runtime__on_disconnected;
@@ -935,7 +942,7 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 	uint64_t watchdog_us = mqp_notify_watchdog_usec();
 	int64_t now = runtime__mono_ms();
 	int64_t next_metrics = now + rt->opts.metrics_interval_s * 1000LL;
-	int64_t next_watchdog = now, next_connect = 0;
+	int64_t next_watchdog = now, next_connect = 0, next_subscribe = 0;
 	int backoff_s = 1, stop_signal = 0;
 	while (!stop_signal) {
 		struct timespec tick = {0, 100000000L};
@@ -957,6 +964,13 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 		}
 		if (atomic_load(&rt->ever_online))
 			backoff_s = 1;
+		if (!next_subscribe && atomic_exchange(&rt->subscribe_failed, 0))
+			next_subscribe = now + 2000;
+		if (next_subscribe && now >= next_subscribe) {
+			next_subscribe = 0;
+			if (MQTTAsync_isConnected(rt->client))
+				runtime__subscribe(rt);
+		}
 		if (now >= next_metrics) {
 			next_metrics = now + rt->opts.metrics_interval_s * 1000LL;
 			if (atomic_load(&rt->online))
