@@ -37,6 +37,32 @@ int mqp_log_level_parse(const char *text, enum mqp_log_level *out)
 	return MQP_ERR_INVAL;
 }
 
+const char *mqp_log_quote(char *buf, size_t size, const char *text)
+{
+	size_t pos = 0;
+	int plain = *text != '\0';
+	for (const char *p = text; *p && plain; p++)
+		plain = (unsigned char)*p > ' ' && *p != '"' && *p != '\\' && *p != '=';
+	if (plain) {
+		snprintf(buf, size, "%s", text);
+		return buf;
+	}
+	buf[pos++] = '"';
+	for (const unsigned char *p = (const unsigned char *)text; *p && pos + 6 < size; p++) {
+		if (*p == '"' || *p == '\\') {
+			buf[pos++] = '\\';
+			buf[pos++] = (char)*p;
+		} else if (*p < 0x20) {
+			pos += (size_t)snprintf(buf + pos, size - pos, "\\x%02x", *p);
+		} else {
+			buf[pos++] = (char)*p;
+		}
+	}
+	buf[pos++] = '"';
+	buf[pos] = '\0';
+	return buf;
+}
+
 int mqp_log_enabled(enum mqp_log_level level)
 {
 	return level <= log__level;

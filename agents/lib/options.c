@@ -174,10 +174,13 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 					 optarg);
 			break;
 		case 'i':
-			bad = !*optarg || options__copy(opts->client_id, sizeof(opts->client_id), optarg);
+			/* It names the status and metrics topics, so no topic syntax in it. */
+			bad = !*optarg || strpbrk(optarg, "+#/") != NULL ||
+			      options__copy(opts->client_id, sizeof(opts->client_id), optarg);
 			if (bad)
-				snprintf(msg, sizeof(msg), "--client-id: 1 to %zu bytes",
-					 sizeof(opts->client_id) - 1);
+				snprintf(msg, sizeof(msg),
+					 "--client-id '%s': 1 to %zu bytes without '+', '#' or '/'",
+					 optarg, sizeof(opts->client_id) - 1);
 			break;
 		case 'd':
 			bad = !*optarg || options__copy(opts->db_path, sizeof(opts->db_path), optarg);

@@ -261,7 +261,8 @@ static int runtime__send(struct runtime *rt, int64_t id, const char *topic, cons
 		if (pushed) /* still in the outbox: published again at the next start */
 			mqp_error("retry_lost", "id=%lld msg=\"out of memory\"", (long long)id);
 	}
-	mqp_debug("publish_refused", "topic=%s code=%d", topic, rc);
+	char qt[300];
+	mqp_debug("publish_refused", "topic=%s code=%d", mqp_log_quote(qt, sizeof(qt), topic), rc);
 	return MQP_ERR_MQTT;
 }
 
@@ -372,7 +373,9 @@ static int runtime__deadletter(struct mqp_ctx *ctx, const char *reason)
 {
 	struct runtime *rt = ctx->rt;
 	const struct mqp_message *m = ctx->msg;
-	mqp_warn("deadletter", "topic=%s reason=\"%s\"", m->topic, reason);
+	char qt[300], qr[600];
+	mqp_warn("deadletter", "topic=%s reason=%s", mqp_log_quote(qt, sizeof(qt), m->topic),
+		 mqp_log_quote(qr, sizeof(qr), reason));
 	int rc = mqp_store_deadletter_add(rt->store, m->topic, reason, m->payload, m->len,
 					  m->received_ms);
 	if (rc)
@@ -534,7 +537,8 @@ static int runtime__on_message(void *context, char *topic, int topic_len, MQTTAs
 				  m->qos, now);
 	if (rc) {
 		/* Not stored, so not acknowledged: Paho keeps it and offers it again. */
-		mqp_error("inbox_append_failed", "topic=%s msg=\"%s\"", topic,
+		char qt[300];
+		mqp_error("inbox_append_failed", "topic=%s msg=\"%s\"", mqp_log_quote(qt, sizeof(qt), topic),
 			  rc == MQP_ERR_IO ? strerror(errno) : mqp_strerror(rc));
 		mqp_metrics_error(rt->metrics);
 		return 0;
@@ -549,8 +553,9 @@ static void runtime__on_connection_lost(void *context, char *cause)
 	struct runtime *rt = context;
 	atomic_store(&rt->online, 0);
 	atomic_store(&rt->broker_fd, -1); /* Paho closes it; the number may be reused */
-	mqp_warn("connection_lost", "broker=%s cause=\"%s\" action=reconnect", rt->opts.broker,
-		 cause ? cause : "unknown");
+	char qc[300];
+	mqp_warn("connection_lost", "broker=%s cause=%s action=reconnect", rt->opts.broker,
+		 mqp_log_quote(qc, sizeof(qc), cause ? cause : "unknown"));
 }
 
 static void runtime__on_subscribed(void *context, MQTTAsync_successData5 *response)

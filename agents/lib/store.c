@@ -64,8 +64,9 @@ struct mqp_store {
 
 int mqp_store_fail(struct mqp_store *store, const char *what)
 {
-	mqp_error("db_error", "what=\"%s\" code=%d msg=\"%s\"", what, sqlite3_extended_errcode(store->db),
-		  sqlite3_errmsg(store->db));
+	char qw[300], qm[300];
+	mqp_error("db_error", "what=%s code=%d msg=%s", mqp_log_quote(qw, sizeof(qw), what),
+		  sqlite3_extended_errcode(store->db), mqp_log_quote(qm, sizeof(qm), sqlite3_errmsg(store->db)));
 	return MQP_ERR_DB;
 }
 
@@ -133,8 +134,9 @@ static int store__migrate(struct mqp_store *store, const char *component,
 		    sqlite3_exec(store->db, migrations[i].sql, NULL, NULL, &msg) != SQLITE_OK ||
 		    sqlite3_exec(store->db, bump, NULL, NULL, &msg) != SQLITE_OK ||
 		    sqlite3_exec(store->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-			mqp_error("db_migration_failed", "component=%s step=%zu msg=\"%s\"", component,
-				  i + 1, msg ? msg : "?");
+			char qm[300];
+			mqp_error("db_migration_failed", "component=%s step=%zu msg=%s", component,
+				  i + 1, mqp_log_quote(qm, sizeof(qm), msg ? msg : "?"));
 			sqlite3_free(msg);
 			sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
 			return MQP_ERR_DB;

@@ -113,6 +113,12 @@ Test(options, a_wildcard_prefix_is_a_usage_error)
 	usage_error(PARSE(&o, "--prefix", "a/#"), "--prefix");
 }
 
+Test(options, a_client_id_with_topic_syntax_is_a_usage_error)
+{
+	struct mqp_options o;
+	usage_error(PARSE(&o, "-i", "a/b"), "--client-id 'a/b'");
+}
+
 Test(options, a_missing_password_file_is_a_usage_error)
 {
 	struct mqp_options o;
@@ -168,4 +174,16 @@ Test(options, topics_get_the_prefix)
 	cr_assert_eq(mqp_options_topic(&o, "success_rate", buf, sizeof(buf)), 0);
 	cr_assert_str_eq(buf, "ns/success_rate");
 	cr_assert_neq(mqp_options_topic(&o, "a-very-long-topic-name-that-cannot-fit-in-eight", buf, 8), 0);
+}
+
+Test(log_quote, leaves_plain_tokens_and_quotes_the_rest)
+{
+	char buf[64];
+	cr_assert_str_eq(mqp_log_quote(buf, sizeof(buf), "recv_message"), "recv_message");
+	cr_assert_str_eq(mqp_log_quote(buf, sizeof(buf), "a b"), "\"a b\"");
+	cr_assert_str_eq(mqp_log_quote(buf, sizeof(buf), "say \"hi\"\n"), "\"say \\\"hi\\\"\\x0a\"");
+	cr_assert_str_eq(mqp_log_quote(buf, sizeof(buf), ""), "\"\"");
+	const char *cut = mqp_log_quote(buf, 8, "a very long value");
+	cr_assert_lt(strlen(cut), 8, "bounded: '%s'", cut);
+	cr_assert(cut[0] == '"' && cut[strlen(cut) - 1] == '"' && strlen(cut) >= 2, "'%s'", cut);
 }

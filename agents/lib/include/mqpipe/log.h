@@ -6,6 +6,8 @@
 #ifndef MQPIPE_LOG_H
 #define MQPIPE_LOG_H
 
+#include <stddef.h>
+
 enum mqp_log_level { MQP_LOG_ERROR = 0, MQP_LOG_WARN, MQP_LOG_INFO, MQP_LOG_DEBUG };
 enum mqp_log_format { MQP_LOG_KV = 0, MQP_LOG_JSON };
 
@@ -23,6 +25,10 @@ int mqp_log_enabled(enum mqp_log_level level);
  * `key=value key="quoted value"` pairs; in JSON format those pairs become fields. */
 void mqp_log(enum mqp_log_level level, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Formats text as a log value: as it is when it is a plain token, else in
+ * double quotes with \" and \\ escaped and control bytes as \xNN. Returns buf. */
+const char *mqp_log_quote(char *buf, size_t size, const char *text);
 
 #define mqp_error(ev, ...) mqp_log(MQP_LOG_ERROR, ev, __VA_ARGS__)
 #define mqp_warn(ev, ...) mqp_log(MQP_LOG_WARN, ev, __VA_ARGS__)
