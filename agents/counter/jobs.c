@@ -1,0 +1,95 @@
+/* Fan-in rules for jobs: see jobs.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "jobs.h"
+#include "mqpipe/error.h"
+
+int jobs_case_id(const cJSON *item, char *out, struct mqp_reason *why)
+{
+	if (!item)
+		return mqp_reason_set(why, "missing field 'caseId'");
+	if (cJSON_IsString(item)) {
+		size_t n = item->valuestring ? strlen(item->valuestring) : 0;
+		if (n == 0 || n > JOBS_ID_MAX)
+			return mqp_reason_set(why, "field 'caseId' must be 1 to %d bytes", JOBS_ID_MAX);
+		if (!mqp_utf8_valid(item->valuestring, n))
+			return mqp_reason_set(why, "field 'caseId' is not valid UTF-8");
+		/* Its JSON text: at most two bytes per byte plus quotes, escapes aside. */
+		char *text = cJSON_PrintUnformatted(item);
+		if (!text)
+			return MQP_ERR_NOMEM;
+		int fits = strlen(text) < 2 * JOBS_ID_MAX + 3;
+		if (fits)
+			strcpy(out, text);
+		cJSON_free(text);
+		return fits ? MQP_OK : mqp_reason_set(why, "field 'caseId' is too long once escaped");
+	}
+	/* A number: read through the shared whole-number rule. */
+	cJSON *wrap = cJSON_CreateObject();
+	if (!wrap)
+		return MQP_ERR_NOMEM;
+	cJSON_AddItemReferenceToObject(wrap, "caseId", (cJSON *)item);
+	uint64_t v = 0;
+	int rc = cJSON_IsNumber(item) ? mqp_json_uint(wrap, "caseId", MQP_UINT_MAX_EXACT, &v, why)
+				      : mqp_reason_set(why, "field 'caseId' must be a string or a whole number");
+	cJSON_Delete(wrap);
+	if (!rc)
+		snprintf(out, 2 * JOBS_ID_MAX + 3, "%llu", (unsigned long long)v);
+	return rc;
+}
+
+/* Copies the string member name (1..JOBS_ID_MAX bytes) into out. */
+static int jobs__id(const cJSON *root, const char *name, char *out, struct mqp_reason *why)
+{
+	const char *s;
+	int rc = mqp_json_string(root, name, JOBS_ID_MAX, &s, why);
+	if (!rc)
+		strcpy(out, s); /* bounded above */
+	return rc;
+}
+
+int jobs_parse_accepted(const void *payload, size_t len, struct jobs_accepted *out,
+			struct mqp_reason *why)
+{
+	cJSON *root;
+	int rc = mqp_json_parse_object(payload, len, &root, why);
+	if (rc)
+		return rc;
+	if (!(rc = jobs__id(root, "requestId", out->request_id, why)) &&
+	    !(rc = mqp_json_uint(root, "target", JOBS_CASES_MAX, &out->target, why)) &&
+	    !(rc = jobs__id(root, "kind", out->kind, why)))
+		rc = mqp_json_uint(root, "acceptedAt", MQP_UINT_MAX_EXACT, &out->accepted_at, why);
+	cJSON_Delete(root);
+	return rc;
+}
+
+int jobs_parse_done(const void *payload, size_t len, struct jobs_done *out, struct mqp_reason *why)
+{
+	cJSON *root;
+	int rc = mqp_json_parse_object(payload, len, &root, why);
+	if (rc)
+		return rc;
+	if (!(rc = jobs__id(root, "requestId", out->request_id, why)))
+		rc = jobs_case_id(cJSON_GetObjectItemCaseSensitive(root, "caseId"), out->case_id, why);
+	cJSON_Delete(root);
+	return rc;
+}
+
+bool jobs_should_trigger(const struct jobs_state *s)
+{
+	return s->accepted && !s->triggered && s->completed >= s->target;
+}
+
+cJSON *jobs_trigger_event(const char *request_id, uint64_t target, uint64_t completed)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	if (!cJSON_AddStringToObject(o, "requestId", request_id) ||
+	    !mqp_json_add_uint(o, "target", target) || !mqp_json_add_uint(o, "completed", completed)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}

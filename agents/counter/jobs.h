@@ -1,0 +1,55 @@
+/* The counter's fan-in rules for jobs (SPEC "Fan-out / fan-in jobs"), as pure
+ * functions: parse job.accepted and compute.done, decide when a job is
+ * complete, build aggregate.trigger. No SQLite, no MQTT. */
+#ifndef MQPIPE_JOBS_H
+#define MQPIPE_JOBS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "mqpipe/json.h"
+
+#define JOBS_ID_MAX MQP_STR_MAX
+#define JOBS_CASES_MAX 100000 /* SPEC: up to 100 000 cases per job */
+
+/* job.accepted: {"requestId": str, "target": uint, "kind": str, "acceptedAt": uint} */
+struct jobs_accepted {
+	char request_id[JOBS_ID_MAX + 1];
+	uint64_t target;
+	char kind[JOBS_ID_MAX + 1];
+	uint64_t accepted_at;
+};
+
+/* compute.done: {"requestId": str, "caseId": str|uint, ...}. The counter needs
+ * only these two; case_id is the caseId's JSON text ("\"a\"" or "7"), so the
+ * string "7" and the number 7 stay different cases. */
+struct jobs_done {
+	char request_id[JOBS_ID_MAX + 1];
+	char case_id[2 * JOBS_ID_MAX + 3];
+};
+
+int jobs_parse_accepted(const void *payload, size_t len, struct jobs_accepted *out,
+			struct mqp_reason *why);
+int jobs_parse_done(const void *payload, size_t len, struct jobs_done *out, struct mqp_reason *why);
+
+/* Reads a caseId (a string of 1..256 bytes or a whole number up to 2^53-1)
+ * from item as its JSON text into out[2 * JOBS_ID_MAX + 3]. Returns 0 or
+ * MQP_ERR_INPUT. Shared with the dispatcher and aggregator. */
+int jobs_case_id(const cJSON *item, char *out, struct mqp_reason *why);
+
+/* What the counter knows of a job. */
+struct jobs_state {
+	bool accepted;      /* job.accepted seen: target is known */
+	uint64_t target;
+	uint64_t completed; /* distinct cases done */
+	bool triggered;     /* aggregate.trigger already decided */
+};
+
+/* Whether this state calls for the job's one aggregate.trigger now. */
+bool jobs_should_trigger(const struct jobs_state *s);
+
+/* {"requestId","target","completed"}; a new object or NULL when out of memory. */
+cJSON *jobs_trigger_event(const char *request_id, uint64_t target, uint64_t completed);
+
+#endif
