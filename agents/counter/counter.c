@@ -38,7 +38,6 @@ enum counter__stmt {
 	CS_DIAG_ADD,
 	CS_DIAG_EARLIER,
 	CS_RECV_COUNT,
-	CS_DIAG_SET_RECEIVED,
 	CS_JOB_ENSURE,
 	CS_JOB_GET,
 	CS_JOB_ACCEPT,
@@ -52,14 +51,13 @@ enum counter__stmt {
 
 static const char *const counter__sql[CS__COUNT] = {
 	[CS_RECV_ADD] = "INSERT OR IGNORE INTO recv_message(module, ts) VALUES (?1, ?2)",
+	/* received is kept beside the diagnostic so a published figure can be audited. */
 	[CS_DIAG_ADD] = "INSERT OR IGNORE INTO weekly_diagnostic(module, ts, attempts, received)"
-			" VALUES (?1, ?2, ?3, 0)",
+			" VALUES (?1, ?2, ?3, ?4)",
 	[CS_DIAG_EARLIER] = "SELECT ts, attempts FROM weekly_diagnostic"
 			    " WHERE module = ?1 AND ts < ?2 ORDER BY ts DESC",
 	[CS_RECV_COUNT] = "SELECT count(*) FROM recv_message WHERE module = ?1 AND ts > ?2"
 			  " AND ts <= ?3",
-	[CS_DIAG_SET_RECEIVED] = "UPDATE weekly_diagnostic SET received = ?3"
-				 " WHERE module = ?1 AND ts = ?2",
 	[CS_JOB_ENSURE] = "INSERT OR IGNORE INTO job(request_id, first_seen_ms) VALUES (?1, ?2)",
 	[CS_JOB_GET] = "SELECT target, completed, triggered_ms FROM job WHERE request_id = ?1",
 	[CS_JOB_ACCEPT] = "UPDATE job SET target = ?2, kind = ?3, accepted_at = ?4"
@@ -158,26 +156,23 @@ static int counter__diag(struct counter *c, struct mqp_ctx *ctx, const struct mq
 	int rc = sr_parse_diag(msg->payload, msg->len, &d, why);
 	if (rc)
 		return rc;
+	/* The window only looks at earlier diagnostics, so it can be counted
+	 * before the insert tells whether this one is new. */
+	int64_t received = counter__received(c, &d);
+	if (received < 0)
+		return (int)received;
 	sqlite3_stmt *st = c->stmt[CS_DIAG_ADD];
 	sqlite3_bind_text(st, 1, d.module, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)d.timestamp);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)d.attempts);
+	sqlite3_bind_int64(st, 4, received);
 	if ((rc = counter__exec(c, CS_DIAG_ADD)) <= 0) {
+		char qm[300];
 		if (rc == 0) /* a repeat: the first one already published its rate */
-			mqp_debug("diagnostic_repeat", "module=\"%s\" timestamp=%llu", d.module,
-				  (unsigned long long)d.timestamp);
+			mqp_debug("diagnostic_repeat", "module=%s timestamp=%llu",
+				  mqp_log_quote(qm, sizeof(qm), d.module), (unsigned long long)d.timestamp);
 		return rc < 0 ? rc : MQP_OK;
 	}
-	int64_t received = counter__received(c, &d);
-	if (received < 0)
-		return (int)received;
-	/* Kept beside the diagnostic so the published figure can be audited later. */
-	st = c->stmt[CS_DIAG_SET_RECEIVED];
-	sqlite3_bind_text(st, 1, d.module, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)d.timestamp);
-	sqlite3_bind_int64(st, 3, received);
-	if ((rc = counter__exec(c, CS_DIAG_SET_RECEIVED)) < 0)
-		return rc;
 	cJSON *ev = sr_event(&d, (uint64_t)received);
 	if (!ev)
 		return MQP_ERR_NOMEM;
@@ -291,9 +286,12 @@ static int counter__done(struct counter *c, struct mqp_ctx *ctx, const struct mq
 	if ((rc = counter__exec(c, CS_JOB_COMPLETED)) < 0)
 		return rc;
 	s.completed++;
-	if (s.accepted && s.completed > s.target)
-		mqp_warn("job_overcomplete", "request_id=%s target=%llu completed=%llu", d.request_id,
-			 (unsigned long long)s.target, (unsigned long long)s.completed);
+	if (s.accepted && s.completed > s.target) {
+		char qr[300];
+		mqp_warn("job_overcomplete", "request_id=%s target=%llu completed=%llu",
+			 mqp_log_quote(qr, sizeof(qr), d.request_id), (unsigned long long)s.target,
+			 (unsigned long long)s.completed);
+	}
 	return counter__maybe_trigger(c, ctx, d.request_id, &s, msg->received_ms);
 }
 
