@@ -85,6 +85,7 @@ struct runtime {
 	size_t n_outputs, cap_outputs;
 	int64_t *batch_received_us;
 	size_t n_batch;
+	int64_t next_tick_ms; /* when the agent's tick wants to run, 0 = after the next batch */
 	char topic_buf[65536 + 1];
 	atomic_llong outbox_depth;
 	int64_t start_us;
@@ -274,30 +275,33 @@ static int runtime__send_row(void *ctx, int64_t id, const char *topic, const voi
 	return 0;
 }
 
-int mqp_emit(struct mqp_ctx *ctx, const char *topic, const cJSON *obj)
+/* Queues an output whose payload the runtime now owns (freed on failure). */
+static int runtime__emit_owned(struct runtime *rt, const char *topic, char *payload, size_t len)
 {
-	struct runtime *rt = ctx->rt;
 	if (rt->n_outputs == rt->cap_outputs) {
 		size_t cap = rt->cap_outputs ? rt->cap_outputs * 2 : 64;
 		struct runtime__output *v = realloc(rt->outputs, cap * sizeof(*v));
-		if (!v)
+		if (!v) {
+			free(payload);
 			return MQP_ERR_NOMEM;
+		}
 		rt->outputs = v;
 		rt->cap_outputs = cap;
 	}
 	struct runtime__output *out = &rt->outputs[rt->n_outputs];
 	memset(out, 0, sizeof(*out));
 	char full[1024];
-	if (mqp_options_topic(&rt->opts, topic, full, sizeof(full)))
+	if (mqp_options_topic(&rt->opts, topic, full, sizeof(full))) {
+		free(payload);
 		return MQP_ERR_INVAL;
+	}
 	out->topic = strdup(full);
-	out->payload = cJSON_PrintUnformatted(obj);
-	if (!out->topic || !out->payload) {
-		free(out->topic);
-		free(out->payload);
+	out->payload = payload;
+	if (!out->topic) {
+		free(payload);
 		return MQP_ERR_NOMEM;
 	}
-	out->len = strlen(out->payload);
+	out->len = len;
 	out->qos = 1;
 	out->rel = strlen(full) - strlen(topic);
 	int rc = mqp_store_outbox_add(rt->store, out->topic, out->payload, out->len, out->qos,
@@ -309,6 +313,29 @@ int mqp_emit(struct mqp_ctx *ctx, const char *topic, const cJSON *obj)
 	}
 	rt->n_outputs++;
 	return MQP_OK;
+}
+
+int mqp_emit(struct mqp_ctx *ctx, const char *topic, const cJSON *obj)
+{
+	char *text = cJSON_PrintUnformatted(obj);
+	if (!text)
+		return MQP_ERR_NOMEM;
+	return runtime__emit_owned(ctx->rt, topic, text, strlen(text));
+}
+
+int mqp_emit_raw(struct mqp_ctx *ctx, const char *topic, const char *payload, size_t len)
+{
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return MQP_ERR_NOMEM;
+	memcpy(copy, payload, len);
+	copy[len] = '\0';
+	return runtime__emit_owned(ctx->rt, topic, copy, len);
+}
+
+int64_t mqp_ctx_unacked(struct mqp_ctx *ctx)
+{
+	return atomic_load(&ctx->rt->outbox_depth) + (int64_t)ctx->rt->n_outputs;
 }
 
 /* Drops the outputs queued after the first `keep` (their savepoint rolled back). */
@@ -459,9 +486,20 @@ static void runtime__retry_failed(struct runtime *rt)
 	free(ids.v);
 }
 
-/* One applier step: a transaction that deletes acked outputs and applies up to
- * a batch of inbox records. Returns records applied, or a negative error after
- * which nothing may be committed. */
+/* Runs the agent's tick (inside the open transaction) and notes when it wants
+ * to run again. */
+static int runtime__tick(struct runtime *rt)
+{
+	struct mqp_ctx ctx = {rt, NULL};
+	int64_t next = 0;
+	int rc = rt->agent->tick(rt->agent->state, &ctx, mqp_now_ms(), &next);
+	rt->next_tick_ms = next;
+	return rc;
+}
+
+/* One applier step: a transaction that deletes acked outputs, applies up to a
+ * batch of inbox records and runs the agent's tick. Returns records applied,
+ * or a negative error after which nothing may be committed. */
 static int runtime__apply_batch(struct runtime *rt)
 {
 	int rc = mqp_store_begin(rt->store);
@@ -472,6 +510,8 @@ static int runtime__apply_batch(struct runtime *rt)
 	int n = rc ? rc : mqp_inbox_read(rt->inbox, RUNTIME__BATCH, runtime__apply, rt);
 	if (n > 0)
 		rc = mqp_store_meta_set(rt->store, "inbox_seq", (int64_t)mqp_inbox_last_seq(rt->inbox));
+	if (n >= 0 && !rc && rt->agent->tick)
+		rc = runtime__tick(rt);
 	if (n < 0 || rc || (rc = mqp_store_commit(rt->store))) {
 		mqp_store_rollback(rt->store);
 		runtime__outputs_truncate(rt, 0);
@@ -490,17 +530,23 @@ static int runtime__apply_batch(struct runtime *rt)
 static void *runtime__applier_main(void *arg)
 {
 	struct runtime *rt = arg;
+	rt->next_tick_ms = rt->agent->tick ? 1 : 0; /* a first tick at start resumes due work */
 	for (;;) {
 		atomic_store(&rt->heartbeat_ms, runtime__mono_ms());
 		int stopping = atomic_load(&rt->applier_stop);
 		int wait_ms = atomic_load(&rt->nodelay_on) ? RUNTIME__IDLE_WAIT_MS : RUNTIME__BURST_CHECK_MS;
+		if (rt->next_tick_ms) {
+			int64_t until = rt->next_tick_ms - mqp_now_ms();
+			wait_ms = until <= 0 ? 0 : until < wait_ms ? (int)until : wait_ms;
+		}
 		int ready = mqp_inbox_wait(rt->inbox, stopping ? 0 : wait_ms);
 		pthread_mutex_lock(&rt->lock);
 		int acks = rt->acked.n > 0, failures = rt->failed.n > 0;
 		pthread_mutex_unlock(&rt->lock);
 		if (failures && atomic_load(&rt->online))
 			runtime__retry_failed(rt);
-		if (ready || acks) {
+		int tick_due = rt->next_tick_ms && mqp_now_ms() >= rt->next_tick_ms;
+		if (ready || acks || tick_due) {
 			int n = runtime__apply_batch(rt);
 			if (n < 0) {
 				/* The store failed: stop without acknowledging more. What was

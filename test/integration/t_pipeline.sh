@@ -27,12 +27,15 @@ grep -q "sensor-a.* 5 .* 6 .*83.33 %" "$T/demo.out" || fail "the week after the 
 
 "$MQPIPE_ROOT/scripts/pipeline" status >"$T/status.out"
 grep -q "^counter .*running" "$T/status.out" || fail "status: $(cat "$T/status.out")"
+grep -q "^dispatcher .*running" "$T/status.out" || fail "status: $(cat "$T/status.out")"
 grep -q '"state":"online"' "$T/status.out" || fail "status lacks the retained online status"
 
 "$MQPIPE_ROOT/scripts/pipeline" demo >"$T/demo2.out" 2>&1 || fail "a second demo failed"
 [ "$(grep -c '^sensor-' "$T/demo2.out")" -eq 7 ] || fail "a second demo printed other rates"
 
 "$MQPIPE_ROOT/scripts/pipeline" down >/dev/null
-"$MQPIPE_ROOT/scripts/pipeline" status | grep -q "^counter .*stopped" || fail "down left the counter running"
+"$MQPIPE_ROOT/scripts/pipeline" status >"$T/status2.out"
+grep -q "^counter .*stopped" "$T/status2.out" || fail "down left the counter running: $(cat "$T/status2.out")"
+grep -q "^dispatcher .*stopped" "$T/status2.out" || fail "down left the dispatcher running"
 port_in_use $MQPIPE_PORT && fail "down left the broker running"
 echo "all ok"

@@ -6,6 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 it_setup
 start_counter --metrics-interval 2
+start_agent dispatcher mqpipe-dispatcher -d "$T/dispatcher.db"
 "$MQPIPE_ROOT/scripts/schemas" check-readme || fail "README topic table out of date"
 
 awk -v dir="$T" '
@@ -22,10 +23,14 @@ count=$(ls "$T"/example*.sh | wc -l)
 for sh in "$T"/example*.sh; do
 	want=${sh%.sh}.want
 	[ -f "$want" ] || fail "$(basename "$sh") has no output block"
-	# The first publish waits a moment so that a backgrounded subscriber is in.
+	# The first single-message publish waits a moment so that a backgrounded
+	# subscriber is in (a streaming "-l" publisher never needs to).
 	rm -f "$T/first"
 	out=$(PORT=$BROKER_PORT FIRST="$T/first" bash -c '
-		mosquitto_pub() { [ -e "$FIRST" ] || { sleep 0.5; touch "$FIRST"; }; command mosquitto_pub -p "$PORT" "$@"; }
+		mosquitto_pub() {
+			case " $* " in *" -l "*) ;; *) [ -e "$FIRST" ] || { sleep 0.5; touch "$FIRST"; } ;; esac
+			command mosquitto_pub -p "$PORT" "$@"
+		}
 		mosquitto_sub() { command mosquitto_sub -p "$PORT" "$@"; }
 		export -f mosquitto_pub mosquitto_sub
 		source "$0"' "$sh")

@@ -59,6 +59,14 @@ struct mqp_agent {
 	 * dead-letters it with "internal error". */
 	int (*handle)(void *state, struct mqp_ctx *ctx, const struct mqp_message *msg,
 		      struct mqp_reason *why);
+	/* Optional: work that is due rather than caused by one message (timers,
+	 * paced output). Called on the applier thread inside a transaction: once
+	 * at start, after every batch of messages and acknowledgements, and when
+	 * the time it asked for has come. Effects go through the store and
+	 * mqp_emit. Sets *next_ms to the Unix ms at which to be called again, or 0
+	 * for "after the next batch". Returns 0, or a negative error that stops
+	 * the agent (nothing of the transaction is kept). */
+	int (*tick)(void *state, struct mqp_ctx *ctx, int64_t now_ms, int64_t *next_ms);
 	void *state;
 };
 
@@ -69,6 +77,14 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv);
  * published (QoS 1, with the --prefix) once that transaction commits. obj stays
  * the caller's. Returns 0 or a negative error. */
 int mqp_emit(struct mqp_ctx *ctx, const char *topic, const cJSON *obj);
+
+/* mqp_emit for a payload already rendered as text (len bytes, kept by the
+ * caller). Returns 0 or a negative error. */
+int mqp_emit_raw(struct mqp_ctx *ctx, const char *topic, const char *payload, size_t len);
+
+/* Outputs published and not yet acknowledged by the broker, plus those queued
+ * in the current transaction: what a paced producer keeps under a window. */
+int64_t mqp_ctx_unacked(struct mqp_ctx *ctx);
 
 /* The store, for the handler's prepared statements. */
 struct mqp_store *mqp_ctx_store(struct mqp_ctx *ctx);

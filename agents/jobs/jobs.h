@@ -1,6 +1,7 @@
-/* The counter's fan-in rules for jobs (SPEC "Fan-out / fan-in jobs"), as pure
- * functions: parse job.accepted and compute.done, decide when a job is
- * complete, build aggregate.trigger. No SQLite, no MQTT. */
+/* The rules of fan-out/fan-in jobs (SPEC "Fan-out / fan-in jobs") that
+ * several agents share, as pure functions: case ids; for the counter,
+ * job.accepted and compute.done, when a job is complete, aggregate.trigger.
+ * No SQLite, no MQTT. */
 #ifndef MQPIPE_JOBS_H
 #define MQPIPE_JOBS_H
 
