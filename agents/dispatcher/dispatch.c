@@ -53,10 +53,12 @@ static int dispatch__cases(struct dispatch_job *out, const cJSON *items, struct 
 	cJSON *rid = cJSON_CreateString(out->request_id);
 	char *rid_json = rid ? cJSON_PrintUnformatted(rid) : NULL;
 	cJSON_Delete(rid);
-	char (*ids)[2 * JOBS_ID_MAX + 3] = calloc(n ? n : 1, sizeof(*ids));
+	/* The ids only live for the duplicate check: one small copy each, not a
+	 * worst-case slot per case (51 MB for 100 000 cases). */
 	char **sorted = calloc(n ? n : 1, sizeof(char *));
 	out->requests = calloc(n ? n : 1, sizeof(char *));
-	int rc = (rid_json && ids && sorted && out->requests) ? MQP_OK : MQP_ERR_NOMEM;
+	int rc = (rid_json && sorted && out->requests) ? MQP_OK : MQP_ERR_NOMEM;
+	char id[2 * JOBS_ID_MAX + 3];
 	size_t i = 0;
 	const cJSON *item;
 	cJSON_ArrayForEach(item, items) {
@@ -67,24 +69,26 @@ static int dispatch__cases(struct dispatch_job *out, const cJSON *items, struct 
 			break;
 		}
 		struct mqp_reason inner;
-		rc = jobs_case_id(cJSON_GetObjectItemCaseSensitive(item, "caseId"), ids[i], &inner);
+		rc = jobs_case_id(cJSON_GetObjectItemCaseSensitive(item, "caseId"), id, &inner);
 		if (rc == MQP_ERR_INPUT)
 			rc = mqp_reason_set(why, "requests[%zu]: %s", i, inner.text);
 		if (rc)
 			break;
-		if (!(out->requests[i] = dispatch__request(rid_json, ids[i], item)))
+		if (!(out->requests[i] = dispatch__request(rid_json, id, item)) ||
+		    !(sorted[i] = strdup(id)))
 			rc = MQP_ERR_NOMEM;
-		sorted[i] = ids[i];
 		out->n_cases = ++i;
 	}
 	if (!rc) { /* duplicates sit next to each other once sorted */
+		n = out->n_cases;
 		qsort(sorted, n, sizeof(char *), dispatch__cmp);
 		for (size_t k = 1; k < n && !rc; k++)
 			if (strcmp(sorted[k - 1], sorted[k]) == 0)
 				rc = mqp_reason_set(why, "caseId %s appears more than once", sorted[k]);
 	}
 	cJSON_free(rid_json);
-	free(ids);
+	for (size_t k = 0; sorted && k < out->n_cases; k++)
+		free(sorted[k]);
 	free(sorted);
 	return rc;
 }
