@@ -82,30 +82,20 @@ static int counter__init(void *state, struct mqp_store *store)
 {
 	struct counter *c = state;
 	c->store = store;
-	for (int i = 0; i < CS__COUNT; i++)
-		if (sqlite3_prepare_v3(mqp_store_db(store), counter__sql[i], -1,
-				       SQLITE_PREPARE_PERSISTENT, &c->stmt[i], NULL) != SQLITE_OK)
-			return mqp_store_fail(store, counter__sql[i]);
-	return MQP_OK;
+	return mqp_store_prepare_all(store, counter__sql, c->stmt, CS__COUNT);
 }
 
 static void counter__fini(void *state)
 {
 	struct counter *c = state;
-	for (int i = 0; i < CS__COUNT; i++)
-		sqlite3_finalize(c->stmt[i]);
+	mqp_store_finalize_all(c->stmt, CS__COUNT);
 	free(c);
 }
 
-/* Steps a write statement once and resets it. Returns rows changed or MQP_ERR_DB. */
+/* Steps a write statement once. Returns rows changed or MQP_ERR_DB. */
 static int counter__exec(struct counter *c, enum counter__stmt which)
 {
-	sqlite3_stmt *st = c->stmt[which];
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return mqp_store_fail(c->store, counter__sql[which]);
-	return sqlite3_changes(mqp_store_db(c->store));
+	return mqp_store_exec(c->store, c->stmt[which]);
 }
 
 static int counter__recv(struct counter *c, const struct mqp_message *msg, struct mqp_reason *why)

@@ -63,28 +63,21 @@ static int dispatcher__init(void *state, struct mqp_store *store)
 {
 	struct dispatcher *d = state;
 	d->store = store;
-	for (int i = 0; i < DS__COUNT; i++)
-		if (sqlite3_prepare_v3(mqp_store_db(store), dispatcher__sql[i], -1,
-				       SQLITE_PREPARE_PERSISTENT, &d->stmt[i], NULL) != SQLITE_OK)
-			return mqp_store_fail(store, dispatcher__sql[i]);
-	return MQP_OK;
+	return mqp_store_prepare_all(store, dispatcher__sql, d->stmt, DS__COUNT);
 }
 
 static void dispatcher__fini(void *state)
 {
 	struct dispatcher *d = state;
-	for (int i = 0; i < DS__COUNT; i++)
-		sqlite3_finalize(d->stmt[i]);
+	mqp_store_finalize_all(d->stmt, DS__COUNT);
 	free(d);
 }
 
-/* Steps a write statement once and resets it. Returns 0 or MQP_ERR_DB. */
+/* Steps a write statement once. Returns 0 or MQP_ERR_DB. */
 static int dispatcher__exec(struct dispatcher *d, enum dispatcher__stmt which)
 {
-	sqlite3_stmt *st = d->stmt[which];
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? MQP_OK : mqp_store_fail(d->store, dispatcher__sql[which]);
+	int rc = mqp_store_exec(d->store, d->stmt[which]);
+	return rc < 0 ? rc : MQP_OK;
 }
 
 /* Stores an accepted job and its cases and publishes job.accepted; a repeat

@@ -73,12 +73,8 @@ int mqp_store_fail(struct mqp_store *store, const char *what)
 /* Runs one of the prepared statements that take no parameters and return no rows. */
 static int store__run(struct mqp_store *store, enum store__stmt which)
 {
-	sqlite3_stmt *st = store->stmt[which];
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return mqp_store_fail(store, store__sql[which]);
-	return MQP_OK;
+	int rc = mqp_store_exec(store, store->stmt[which]);
+	return rc < 0 ? rc : MQP_OK;
 }
 
 /* Creates every missing directory above path, like mkdir -p on dirname(path). */
@@ -211,6 +207,31 @@ void mqp_store_close(struct mqp_store *store)
 sqlite3 *mqp_store_db(struct mqp_store *store)
 {
 	return store->db;
+}
+
+int mqp_store_prepare_all(struct mqp_store *store, const char *const *sql, sqlite3_stmt **stmts,
+			  size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (sqlite3_prepare_v3(store->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &stmts[i],
+				       NULL) != SQLITE_OK)
+			return mqp_store_fail(store, sql[i]);
+	return MQP_OK;
+}
+
+void mqp_store_finalize_all(sqlite3_stmt **stmts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sqlite3_finalize(stmts[i]);
+}
+
+int mqp_store_exec(struct mqp_store *store, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return mqp_store_fail(store, sqlite3_sql(st));
+	return sqlite3_changes(store->db);
 }
 
 int mqp_store_begin(struct mqp_store *store) { return store__run(store, ST_BEGIN); }

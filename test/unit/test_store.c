@@ -160,3 +160,22 @@ Test(store, dead_letters_and_meta_are_stored)
 	cr_assert_eq(v, 6);
 	mqp_store_close(s);
 }
+
+Test(store, agent_statements_are_prepared_run_and_finalized_together)
+{
+	struct mqp_store *s;
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
+	const char *const sql[] = {"INSERT OR IGNORE INTO t(a) VALUES (?1)", "DELETE FROM t"};
+	sqlite3_stmt *st[2] = {NULL, NULL};
+	cr_assert_eq(mqp_store_prepare_all(s, sql, st, 2), 0);
+	sqlite3_bind_int(st[0], 1, 7);
+	cr_assert_eq(mqp_store_exec(s, st[0]), 1, "one row inserted");
+	cr_assert_eq(mqp_store_exec(s, st[0]), 0, "bindings stay: the repeat changes nothing");
+	cr_assert_eq(mqp_store_exec(s, st[1]), 1);
+	const char *const bad[] = {"SELECT * FROM nowhere"};
+	sqlite3_stmt *none[1] = {NULL};
+	cr_assert_eq(mqp_store_prepare_all(s, bad, none, 1), MQP_ERR_DB);
+	mqp_store_finalize_all(st, 2);
+	mqp_store_finalize_all(none, 1);
+	mqp_store_close(s);
+}

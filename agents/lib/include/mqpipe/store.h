@@ -65,6 +65,17 @@ int mqp_store_deadletter_add(struct mqp_store *store, const char *topic, const c
 int mqp_store_meta_get(struct mqp_store *store, const char *key, int64_t *value);
 int mqp_store_meta_set(struct mqp_store *store, const char *key, int64_t value);
 
+/* For an agent's own statements: prepares sql[0..n) into stmts (persistent
+ * statements, reused for every message). Returns 0, or MQP_ERR_DB (logged)
+ * with the statements prepared so far left for mqp_store_finalize_all. */
+int mqp_store_prepare_all(struct mqp_store *store, const char *const *sql, sqlite3_stmt **stmts,
+			  size_t n);
+/* Finalizes stmts[0..n) (NULL entries are fine). */
+void mqp_store_finalize_all(sqlite3_stmt **stmts, size_t n);
+/* Steps a statement that returns no rows once and resets it (its bindings
+ * stay). Returns the number of rows it changed, or MQP_ERR_DB (logged). */
+int mqp_store_exec(struct mqp_store *store, sqlite3_stmt *st);
+
 /* Logs the connection's last error with `what` as context; returns MQP_ERR_DB. */
 int mqp_store_fail(struct mqp_store *store, const char *what);
 
