@@ -68,9 +68,13 @@ cut -d' ' -f2- "$T/dl.out" | "$MQPIPE_ROOT/scripts/schemas" validate deadletter 
 note "fan-out and fan-in through the counter, with a shell worker"
 start_counter
 subscribe trig aggregate.trigger
-mosquitto_sub -p "$BROKER_PORT" -i it-shell-worker -q 1 -t '$share/workers/compute.request' |
-	jq --unbuffered -c '{requestId, caseId, processingMs: 0, result: .case, worker: "sh"}' |
-	mosquitto_pub -p "$BROKER_PORT" -q 1 -t compute.done -l &
+# Each stage is its own tracked process (FIFOs, not a pipe) so all are stopped.
+mkfifo "$T/requests" "$T/answers"
+mosquitto_sub -p "$BROKER_PORT" -i it-shell-worker -q 1 -t '$share/workers/compute.request' >"$T/requests" &
+PIDS+=($!)
+jq --unbuffered -c '{requestId, caseId, processingMs: 0, result: .case, worker: "sh"}' <"$T/requests" >"$T/answers" &
+PIDS+=($!)
+mosquitto_pub -p "$BROKER_PORT" -q 1 -t compute.done -l <"$T/answers" &
 PIDS+=($!)
 sleep 0.5
 awk 'BEGIN { printf "{\"requestId\":\"e2e\",\"requests\":["; for (i = 0; i < 500; i++) printf "%s{\"caseId\":\"c%d\"}", i ? "," : "", i; print "]}" }' >"$T/e2e.json"
