@@ -475,15 +475,18 @@ static int runtime__delete_acked(struct runtime *rt)
 	return rc;
 }
 
-/* Sends again the outbox rows whose send failed (call while online). */
-static void runtime__retry_failed(struct runtime *rt)
+/* Sends again the outbox rows whose send failed (call while online).
+ * Returns 0, or MQP_ERR_DB: then, as for any store failure, the agent stops
+ * and the next start publishes the whole outbox again. */
+static int runtime__retry_failed(struct runtime *rt)
 {
 	struct runtime__ids ids;
+	int rc = MQP_OK;
 	runtime__ids_take(rt, &rt->failed, &ids);
-	for (size_t i = 0; i < ids.n; i++)
-		if (mqp_store_outbox_get(rt->store, ids.v[i], runtime__send_row, rt) < 0)
-			break;
+	for (size_t i = 0; i < ids.n && rc >= 0; i++)
+		rc = mqp_store_outbox_get(rt->store, ids.v[i], runtime__send_row, rt);
 	free(ids.v);
+	return rc < 0 ? rc : MQP_OK;
 }
 
 /* Runs the agent's tick (inside the open transaction) and notes when it wants
@@ -527,6 +530,18 @@ static int runtime__apply_batch(struct runtime *rt)
 	return n;
 }
 
+/* Passes rc through, unless it is an error of the applier's: then the store
+ * failed, so stop without acknowledging more. What was acknowledged is in the
+ * inbox, and unacknowledged outputs in the outbox; both resume at the next start. */
+static int runtime__check(int rc)
+{
+	if (rc < 0) {
+		mqp_error("applier_failed", "msg=\"%s\" action=exit", mqp_strerror(rc));
+		_exit(RUNTIME__EX_SOFTWARE);
+	}
+	return rc;
+}
+
 static void *runtime__applier_main(void *arg)
 {
 	struct runtime *rt = arg;
@@ -544,16 +559,10 @@ static void *runtime__applier_main(void *arg)
 		int acks = rt->acked.n > 0, failures = rt->failed.n > 0;
 		pthread_mutex_unlock(&rt->lock);
 		if (failures && atomic_load(&rt->online))
-			runtime__retry_failed(rt);
+			runtime__check(runtime__retry_failed(rt));
 		int tick_due = rt->next_tick_ms && mqp_now_ms() >= rt->next_tick_ms;
 		if (ready || acks || tick_due) {
-			int n = runtime__apply_batch(rt);
-			if (n < 0) {
-				/* The store failed: stop without acknowledging more. What was
-				 * acknowledged is in the inbox and is applied at the next start. */
-				mqp_error("applier_failed", "msg=\"%s\" action=exit", mqp_strerror(n));
-				_exit(RUNTIME__EX_SOFTWARE);
-			}
+			int n = runtime__check(runtime__apply_batch(rt));
 			if (n > 0) {
 				runtime__burst_check(rt);
 				continue;
