@@ -304,18 +304,10 @@ static int counter__handle(void *state, struct mqp_ctx *ctx, const struct mqp_me
 static int counter__retain_option(void *ctx, const char *arg, char *err, size_t errlen)
 {
 	struct counter *c = ctx;
-	char *end;
-	long long v = strtoll(arg, &end, 10);
-	long long unit = 1;
-	if (end != arg && *end && !end[1]) {
-		unit = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : *end == 'd' ? 86400 : 0;
-		end++;
-	}
-	if (end == arg || *end || v < 0 || unit == 0 || v > 3650LL * 86400 / unit) {
+	if (jobs_parse_duration(arg, &c->retain_ms)) {
 		snprintf(err, errlen, "'%s': a duration like 3600, 90m, 24h or 7d", arg);
 		return -1;
 	}
-	c->retain_ms = v * unit * 1000;
 	return 0;
 }
 

@@ -6,10 +6,6 @@
 #include "dispatch.h"
 #include "mqpipe/error.h"
 
-const char *const dispatch_sources[DISPATCH_SOURCES] = {
-	"sales", "inventory", "marketing", "external_market", "weather", "competitor_pricing",
-};
-
 /* FNV-1a 64 of the canonical (re-printed) request: equal for the same
  * content however it was spaced; not a defence against crafted collisions. */
 static uint64_t dispatch__digest(const cJSON *root)
@@ -24,18 +20,19 @@ static uint64_t dispatch__digest(const cJSON *root)
 	return text ? h : 0;
 }
 
-/* Renders {"requestId":…,"caseId":…,"case":…} for one case. */
-static char *dispatch__request(const char *request_id_json, const char *case_id,
+/* Renders {"requestId":…,"caseId":…,"index":…,"case":…} for one case; index
+ * is its place in the submission, so the aggregator can keep that order. */
+static char *dispatch__request(const char *request_id_json, const char *case_id, size_t index,
 			       const cJSON *item)
 {
 	char *body = cJSON_PrintUnformatted(item);
 	if (!body)
 		return NULL;
-	size_t n = strlen(request_id_json) + strlen(case_id) + strlen(body) + 40;
+	size_t n = strlen(request_id_json) + strlen(case_id) + strlen(body) + 64;
 	char *text = malloc(n);
 	if (text)
-		snprintf(text, n, "{\"requestId\":%s,\"caseId\":%s,\"case\":%s}", request_id_json,
-			 case_id, body);
+		snprintf(text, n, "{\"requestId\":%s,\"caseId\":%s,\"index\":%zu,\"case\":%s}",
+			 request_id_json, case_id, index, body);
 	cJSON_free(body);
 	return text;
 }
@@ -74,7 +71,7 @@ static int dispatch__cases(struct dispatch_job *out, const cJSON *items, struct 
 			rc = mqp_reason_set(why, "requests[%zu]: %s", i, inner.text);
 		if (rc)
 			break;
-		if (!(out->requests[i] = dispatch__request(rid_json, id, item)) ||
+		if (!(out->requests[i] = dispatch__request(rid_json, id, i, item)) ||
 		    !(sorted[i] = strdup(id)))
 			rc = MQP_ERR_NOMEM;
 		out->n_cases = ++i;
@@ -173,12 +170,14 @@ int dispatch_parse_dashboard(const void *payload, size_t len, struct dispatch_jo
 	    !(rc = dispatch__optional(root, "dashboard_type", "executive", &type, why)) &&
 	    !(rc = dispatch__optional(root, "time_range", "24h", &range, why))) {
 		strcpy(out->request_id, rid); /* bounded above */
+		strcpy(out->dashboard_type, type);
+		strcpy(out->time_range, range);
 		rc = (cases = cJSON_CreateArray()) ? MQP_OK : MQP_ERR_NOMEM;
-		for (int i = 0; !rc && i < DISPATCH_SOURCES; i++) {
+		for (int i = 0; !rc && i < JOBS_SOURCES; i++) {
 			cJSON *c = cJSON_CreateObject();
 			if (!c || !cJSON_AddItemToArray(cases, c) ||
-			    !cJSON_AddStringToObject(c, "caseId", dispatch_sources[i]) ||
-			    !cJSON_AddStringToObject(c, "source", dispatch_sources[i]) ||
+			    !cJSON_AddStringToObject(c, "caseId", jobs_sources[i].name) ||
+			    !cJSON_AddStringToObject(c, "source", jobs_sources[i].name) ||
 			    !cJSON_AddStringToObject(c, "dashboard_type", type) ||
 			    !cJSON_AddStringToObject(c, "time_range", range))
 				rc = MQP_ERR_NOMEM;
@@ -213,7 +212,10 @@ cJSON *dispatch_accepted_event(const struct dispatch_job *job, uint64_t accepted
 	if (!cJSON_AddStringToObject(o, "requestId", job->request_id) ||
 	    !mqp_json_add_uint(o, "target", job->n_cases) ||
 	    !cJSON_AddStringToObject(o, "kind", job->kind) ||
-	    !mqp_json_add_uint(o, "acceptedAt", accepted_at_ms)) {
+	    !mqp_json_add_uint(o, "acceptedAt", accepted_at_ms) ||
+	    (job->dashboard_type[0] &&
+	     (!cJSON_AddStringToObject(o, "dashboard_type", job->dashboard_type) ||
+	      !cJSON_AddStringToObject(o, "time_range", job->time_range)))) {
 		cJSON_Delete(o);
 		return NULL;
 	}

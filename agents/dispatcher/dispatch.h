@@ -12,14 +12,13 @@
 #include "jobs.h"
 #include "mqpipe/json.h"
 
-#define DISPATCH_SOURCES 6
-
-/* The six dashboard sources, in the order their cases are sent. */
-extern const char *const dispatch_sources[DISPATCH_SOURCES];
-
 struct dispatch_job {
 	char request_id[JOBS_ID_MAX + 1];
 	const char *kind;   /* "job" or "dashboard" */
+	/* A dashboard's parameters, "" for a job: job.accepted carries them to
+	 * the aggregator, which renders dashboard.ready. */
+	char dashboard_type[JOBS_ID_MAX + 1];
+	char time_range[JOBS_ID_MAX + 1];
 	uint64_t digest;    /* of the request's content: a resubmit must match it */
 	size_t n_cases;
 	char **requests;    /* n_cases compute.request payloads, in submission order */
@@ -42,7 +41,8 @@ int dispatch_parse_dashboard(const void *payload, size_t len, struct dispatch_jo
 
 void dispatch_job_free(struct dispatch_job *job);
 
-/* {"requestId","target","kind","acceptedAt"}; NULL when out of memory. */
+/* {"requestId","target","kind","acceptedAt"}, plus "dashboard_type" and
+ * "time_range" for a dashboard; NULL when out of memory. */
 cJSON *dispatch_accepted_event(const struct dispatch_job *job, uint64_t accepted_at_ms);
 
 #endif

@@ -1,9 +1,24 @@
 /* Fan-in rules for jobs: see jobs.h. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jobs.h"
 #include "mqpipe/error.h"
+
+const struct jobs_source jobs_sources[JOBS_SOURCES] = {
+	{"sales", 100, 400},          {"inventory", 150, 500}, {"marketing", 200, 800},
+	{"external_market", 500, 3000}, {"weather", 300, 1500}, {"competitor_pricing", 400, 2500},
+};
+
+int jobs_source_find(const char *name)
+{
+	for (int i = 0; i < JOBS_SOURCES; i++)
+		if (strcmp(jobs_sources[i].name, name) == 0)
+			return i;
+	return -1;
+}
 
 int jobs_case_id(const cJSON *item, char *out, struct mqp_reason *why)
 {
@@ -49,6 +64,12 @@ static int jobs__id(const cJSON *root, const char *name, char *out, struct mqp_r
 	return rc;
 }
 
+int jobs_optional_id(const cJSON *root, const char *name, char *out, struct mqp_reason *why)
+{
+	out[0] = '\0';
+	return cJSON_GetObjectItemCaseSensitive(root, name) ? jobs__id(root, name, out, why) : MQP_OK;
+}
+
 int jobs_parse_accepted(const void *payload, size_t len, struct jobs_accepted *out,
 			struct mqp_reason *why)
 {
@@ -60,7 +81,17 @@ int jobs_parse_accepted(const void *payload, size_t len, struct jobs_accepted *o
 	    !(rc = mqp_json_uint(root, "target", JOBS_CASES_MAX, &out->target, why)) &&
 	    !(rc = jobs__id(root, "kind", out->kind, why)))
 		rc = mqp_json_uint(root, "acceptedAt", MQP_UINT_MAX_EXACT, &out->accepted_at, why);
+	if (!rc && !(rc = jobs_optional_id(root, "dashboard_type", out->dashboard_type, why)))
+		rc = jobs_optional_id(root, "time_range", out->time_range, why);
 	cJSON_Delete(root);
+	return rc;
+}
+
+int jobs_parse_done_root(const cJSON *root, struct jobs_done *out, struct mqp_reason *why)
+{
+	int rc = jobs__id(root, "requestId", out->request_id, why);
+	if (!rc)
+		rc = jobs_case_id(cJSON_GetObjectItemCaseSensitive(root, "caseId"), out->case_id, why);
 	return rc;
 }
 
@@ -70,10 +101,25 @@ int jobs_parse_done(const void *payload, size_t len, struct jobs_done *out, stru
 	int rc = mqp_json_parse_object(payload, len, &root, why);
 	if (rc)
 		return rc;
-	if (!(rc = jobs__id(root, "requestId", out->request_id, why)))
-		rc = jobs_case_id(cJSON_GetObjectItemCaseSensitive(root, "caseId"), out->case_id, why);
+	rc = jobs_parse_done_root(root, out, why);
 	cJSON_Delete(root);
 	return rc;
+}
+
+int jobs_parse_duration(const char *text, int64_t *ms)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	long long unit = 1;
+	if (end != text && *end && !end[1]) {
+		unit = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : *end == 'd' ? 86400 : 0;
+		end++;
+	}
+	if (end == text || *end || errno || v < 0 || unit == 0 || v > 3650LL * 86400 / unit)
+		return MQP_ERR_INVAL;
+	*ms = v * unit * 1000;
+	return MQP_OK;
 }
 
 bool jobs_should_trigger(const struct jobs_state *s)

@@ -14,12 +14,27 @@
 #define JOBS_ID_MAX MQP_STR_MAX
 #define JOBS_CASES_MAX 100000 /* SPEC: up to 100 000 cases per job */
 
+/* The six dashboard sources (SPEC "Dashboard fan-in"), in the order their
+ * cases are sent, with the seed's latency ranges (uniform, ms). */
+#define JOBS_SOURCES 6
+struct jobs_source {
+	const char *name;
+	unsigned min_ms, max_ms;
+};
+extern const struct jobs_source jobs_sources[JOBS_SOURCES];
+
+/* The index of the source called name, or -1. */
+int jobs_source_find(const char *name);
+
 /* job.accepted: {"requestId": str, "target": uint, "kind": str, "acceptedAt": uint} */
 struct jobs_accepted {
 	char request_id[JOBS_ID_MAX + 1];
 	uint64_t target;
 	char kind[JOBS_ID_MAX + 1];
 	uint64_t accepted_at;
+	/* A dashboard's parameters; "" when absent (a job). */
+	char dashboard_type[JOBS_ID_MAX + 1];
+	char time_range[JOBS_ID_MAX + 1];
 };
 
 /* compute.done: {"requestId": str, "caseId": str|uint, ...}. The counter needs
@@ -33,11 +48,23 @@ struct jobs_done {
 int jobs_parse_accepted(const void *payload, size_t len, struct jobs_accepted *out,
 			struct mqp_reason *why);
 int jobs_parse_done(const void *payload, size_t len, struct jobs_done *out, struct mqp_reason *why);
+/* jobs_parse_done on an object already parsed (root stays the caller's), for
+ * the aggregator, which reads more of compute.done. */
+int jobs_parse_done_root(const cJSON *root, struct jobs_done *out, struct mqp_reason *why);
+
+/* A --retain-jobs style duration: whole seconds, or a number followed by s, m,
+ * h or d, at most ten years. Returns 0 with *ms set, or MQP_ERR_INVAL. */
+int jobs_parse_duration(const char *text, int64_t *ms);
 
 /* Reads a caseId (a string of 1..256 bytes or a whole number up to 2^53-1)
  * from item as its JSON text into out[2 * JOBS_ID_MAX + 3]. Returns 0 or
  * MQP_ERR_INPUT. Shared with the dispatcher and aggregator. */
 int jobs_case_id(const cJSON *item, char *out, struct mqp_reason *why);
+
+/* Copies the optional string member name (1..JOBS_ID_MAX bytes) into
+ * out[JOBS_ID_MAX + 1]; out is "" when it is absent. Returns 0 or
+ * MQP_ERR_INPUT. */
+int jobs_optional_id(const cJSON *root, const char *name, char *out, struct mqp_reason *why);
 
 /* What the counter knows of a job. */
 struct jobs_state {

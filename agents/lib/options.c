@@ -110,7 +110,21 @@ static void options__usage(FILE *out, const char *agent, const struct mqp_extra_
 		     "  -V, --version             print the version\n");
 }
 
-/* Fills the defaults that come from SPEC and the environment. */
+/* The default --db: <state dir>/<name>.db, the state dir being systemd's
+ * StateDirectory= (the first when it lists several) or ./var. */
+static void options__default_db(struct mqp_options *opts, const char *name)
+{
+	const char *state = getenv("STATE_DIRECTORY");
+	if (state && *state) {
+		size_t n = strcspn(state, ":");
+		snprintf(opts->db_path, sizeof(opts->db_path), "%.*s/%s.db", (int)n, state, name);
+	} else {
+		snprintf(opts->db_path, sizeof(opts->db_path), "./var/%s.db", name);
+	}
+}
+
+/* Fills the defaults that come from SPEC and the environment. Workers are
+ * many per broker: their default client id names the host (SPEC). */
 static void options__defaults(struct mqp_options *opts, const char *agent)
 {
 	memset(opts, 0, sizeof(*opts));
@@ -118,15 +132,13 @@ static void options__defaults(struct mqp_options *opts, const char *agent)
 	const char *env = getenv("MQPIPE_BROKER");
 	snprintf(opts->broker, sizeof(opts->broker), "%s",
 		 env && *env ? env : "tcp://127.0.0.1:1883");
-	snprintf(opts->client_id, sizeof(opts->client_id), "mqpipe-%s", agent);
-	/* systemd's StateDirectory= may list several directories: use the first. */
-	const char *state = getenv("STATE_DIRECTORY");
-	if (state && *state) {
-		size_t n = strcspn(state, ":");
-		snprintf(opts->db_path, sizeof(opts->db_path), "%.*s/%s.db", (int)n, state, agent);
-	} else {
-		snprintf(opts->db_path, sizeof(opts->db_path), "./var/%s.db", agent);
-	}
+	char host[64] = "";
+	if (strcmp(agent, "worker") == 0 && gethostname(host, sizeof(host) - 1) == 0 && *host &&
+	    !strpbrk(host, "+#/"))
+		snprintf(opts->client_id, sizeof(opts->client_id), "mqpipe-worker-%s", host);
+	else
+		snprintf(opts->client_id, sizeof(opts->client_id), "mqpipe-%s", agent);
+	options__default_db(opts, agent);
 	opts->log_level = MQP_LOG_INFO;
 	opts->log_format = MQP_LOG_KV;
 	opts->metrics_interval_s = 10;
@@ -159,7 +171,7 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 	memset(&longopts[OPTIONS__N_COMMON + n_extra], 0, sizeof(struct option));
 
 	char msg[512] = "";
-	int c;
+	int c, db_given = 0;
 	optind = 1;
 	opterr = 0; /* we print our own one-line errors */
 	while ((c = getopt_long(argc, argv, ":b:i:d:p:u:l:hV", longopts, NULL)) != -1) {
@@ -184,6 +196,7 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 			break;
 		case 'd':
 			bad = !*optarg || options__copy(opts->db_path, sizeof(opts->db_path), optarg);
+			db_given = 1;
 			if (bad)
 				snprintf(msg, sizeof(msg), "--db: a path of 1 to %zu bytes",
 					 sizeof(opts->db_path) - 1);
@@ -287,6 +300,9 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 		fprintf(err, "mqpipe-%s: unexpected argument '%s' (see --help)\n", agent, argv[optind]);
 		return MQP_PARSE_USAGE;
 	}
+	/* Several workers on one host each need their own store and inbox. */
+	if (!db_given && strcmp(agent, "worker") == 0)
+		options__default_db(opts, opts->client_id);
 	return MQP_PARSE_RUN;
 }
 

@@ -360,6 +360,11 @@ static void runtime__outputs_flush(struct runtime *rt)
 	runtime__outputs_truncate(rt, 0);
 }
 
+const char *mqp_ctx_client_id(struct mqp_ctx *ctx)
+{
+	return ctx->rt->opts.client_id;
+}
+
 struct mqp_store *mqp_ctx_store(struct mqp_ctx *ctx)
 {
 	return ctx->rt->store;
@@ -616,13 +621,15 @@ static void runtime__on_connection_lost(void *context, char *cause)
 static void runtime__on_subscribed(void *context, MQTTAsync_successData5 *response)
 {
 	struct runtime *rt = context;
-	for (int i = 0; response && i < response->alt.sub.reasonCodeCount; i++) {
+	/* Paho fills alt.sub only for several filters; for one, the union holds
+	 * whatever was there and reasonCode is the answer. */
+	int several = rt->n_subs > 1 && response && response->alt.sub.reasonCodes;
+	for (int i = 0; several && i < response->alt.sub.reasonCodeCount && i < rt->n_subs; i++) {
 		if (response->alt.sub.reasonCodes[i] > MQTTREASONCODE_GRANTED_QOS_2)
 			mqp_error("subscribe_refused", "filter=%s reason=%d", rt->subs[i],
 				  response->alt.sub.reasonCodes[i]);
 	}
-	if (response && response->alt.sub.reasonCodeCount == 0 &&
-	    response->reasonCode > MQTTREASONCODE_GRANTED_QOS_2)
+	if (response && !several && response->reasonCode > MQTTREASONCODE_GRANTED_QOS_2)
 		mqp_error("subscribe_refused", "filter=%s reason=%d", rt->subs[0],
 			  response->reasonCode);
 	runtime__send(rt, RUNTIME__ID_STATUS, rt->status_topic, rt->online_payload,

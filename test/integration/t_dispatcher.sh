@@ -18,9 +18,9 @@ wait_for 20 bash -c "[ \$(grep -c '\"requestId\":\"r3\"' '$T/out.out') -ge 4 ]" 
 grep '"requestId":"r3"' "$T/out.out" >"$T/r3.txt"
 [ "$(sed -n 1p "$T/r3.txt")" = 'job.accepted {"requestId":"r3","target":3,"kind":"job","acceptedAt":'"$(sed -n 1p "$T/r3.txt" | sed 's/.*"acceptedAt":\([0-9]*\)}/\1/')"'}' ] ||
 	fail "job.accepted not first: $(cat "$T/r3.txt")"
-[ "$(sed -n 2,4p "$T/r3.txt")" = 'compute.request {"requestId":"r3","caseId":"a","case":{"caseId":"a","workMs":5}}
-compute.request {"requestId":"r3","caseId":2,"case":{"caseId":2}}
-compute.request {"requestId":"r3","caseId":"c","case":{"caseId":"c","x":[1]}}' ] || fail "r3 cases: $(cat "$T/r3.txt")"
+[ "$(sed -n 2,4p "$T/r3.txt")" = 'compute.request {"requestId":"r3","caseId":"a","index":0,"case":{"caseId":"a","workMs":5}}
+compute.request {"requestId":"r3","caseId":2,"index":1,"case":{"caseId":2}}
+compute.request {"requestId":"r3","caseId":"c","index":2,"case":{"caseId":"c","x":[1]}}' ] || fail "r3 cases: $(cat "$T/r3.txt")"
 
 note "a job of 0 cases, a resubmit, a conflict, bad jobs"
 pub job.submit '{"requestId":"r0","requests":[]}'
@@ -39,9 +39,10 @@ grep -q '^job.accepted {"requestId":"r0","target":0,' "$T/out.out" || fail "no j
 note "a dashboard request"
 pub dashboard.request '{"request_id":"d1","time_range":"7d"}'
 wait_for 20 bash -c "[ \$(grep -c '\"requestId\":\"d1\"' '$T/out.out') -ge 7 ]" || fail "d1: $(grep d1 "$T/out.out")"
-grep -q '^job.accepted {"requestId":"d1","target":6,"kind":"dashboard"' "$T/out.out" || fail "d1 accepted"
+grep -q '^job.accepted {"requestId":"d1","target":6,"kind":"dashboard","acceptedAt":[0-9]*,"dashboard_type":"executive","time_range":"7d"}$' "$T/out.out" ||
+	fail "d1 accepted: $(grep d1 "$T/out.out")"
 for s in sales inventory marketing external_market weather competitor_pricing; do
-	grep -q "\"caseId\":\"$s\",\"case\":{\"caseId\":\"$s\",\"source\":\"$s\",\"dashboard_type\":\"executive\",\"time_range\":\"7d\"}" "$T/out.out" ||
+	grep -q "\"caseId\":\"$s\",\"index\":[0-5],\"case\":{\"caseId\":\"$s\",\"source\":\"$s\",\"dashboard_type\":\"executive\",\"time_range\":\"7d\"}" "$T/out.out" ||
 		fail "no $s case"
 done
 

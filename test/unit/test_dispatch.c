@@ -32,8 +32,8 @@ Test(submit, renders_one_compute_request_per_case_in_order)
 	cr_assert_str_eq(job.request_id, "r1");
 	cr_assert_str_eq(job.kind, "job");
 	cr_assert_eq(job.n_cases, 2);
-	cr_assert_str_eq(job.requests[0], "{\"requestId\":\"r1\",\"caseId\":\"a\",\"case\":{\"caseId\":\"a\",\"workMs\":5}}");
-	cr_assert_str_eq(job.requests[1], "{\"requestId\":\"r1\",\"caseId\":2,\"case\":{\"caseId\":2}}");
+	cr_assert_str_eq(job.requests[0], "{\"requestId\":\"r1\",\"caseId\":\"a\",\"index\":0,\"case\":{\"caseId\":\"a\",\"workMs\":5}}");
+	cr_assert_str_eq(job.requests[1], "{\"requestId\":\"r1\",\"caseId\":2,\"index\":1,\"case\":{\"caseId\":2}}");
 	dispatch_job_free(&job);
 }
 
@@ -98,10 +98,18 @@ Test(dashboard, expands_into_the_six_sources_with_defaults)
 	struct dispatch_job job;
 	cr_assert_eq(dispatch_parse_dashboard(t, strlen(t), &job, NULL), 0);
 	cr_assert_str_eq(job.kind, "dashboard");
-	cr_assert_eq(job.n_cases, DISPATCH_SOURCES);
-	cr_assert_str_eq(job.requests[0], "{\"requestId\":\"d1\",\"caseId\":\"sales\",\"case\":{\"caseId\":\"sales\","
+	cr_assert_eq(job.n_cases, JOBS_SOURCES);
+	cr_assert_str_eq(job.requests[0], "{\"requestId\":\"d1\",\"caseId\":\"sales\",\"index\":0,\"case\":{\"caseId\":\"sales\","
 					  "\"source\":\"sales\",\"dashboard_type\":\"executive\",\"time_range\":\"24h\"}}");
-	cr_assert(strstr(job.requests[5], "\"caseId\":\"competitor_pricing\""));
+	cr_assert(strstr(job.requests[5], "\"caseId\":\"competitor_pricing\",\"index\":5,"));
+	cr_assert_str_eq(job.dashboard_type, "executive");
+	cr_assert_str_eq(job.time_range, "24h");
+	cJSON *acc = dispatch_accepted_event(&job, 5);
+	char *text = cJSON_PrintUnformatted(acc);
+	cr_assert_str_eq(text, "{\"requestId\":\"d1\",\"target\":6,\"kind\":\"dashboard\","
+			       "\"acceptedAt\":5,\"dashboard_type\":\"executive\",\"time_range\":\"24h\"}");
+	cJSON_free(text);
+	cJSON_Delete(acc);
 	struct dispatch_job same;
 	const char *u = "{\"request_id\":\"d1\",\"dashboard_type\":\"executive\",\"time_range\":\"24h\"}";
 	cr_assert_eq(dispatch_parse_dashboard(u, strlen(u), &same, NULL), 0);

@@ -86,6 +86,9 @@ int mqp_emit_raw(struct mqp_ctx *ctx, const char *topic, const char *payload, si
  * in the current transaction: what a paced producer keeps under a window. */
 int64_t mqp_ctx_unacked(struct mqp_ctx *ctx);
 
+/* The agent's MQTT client id (-i), e.g. for a worker to sign its outputs. */
+const char *mqp_ctx_client_id(struct mqp_ctx *ctx);
+
 /* The store, for the handler's prepared statements. */
 struct mqp_store *mqp_ctx_store(struct mqp_ctx *ctx);
 

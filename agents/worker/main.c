@@ -1,0 +1,14 @@
+/* mqpipe-worker: see worker.c. */
+#include <stdio.h>
+
+#include "worker.h"
+
+int main(int argc, char **argv)
+{
+	struct mqp_agent agent;
+	if (worker_agent(&agent)) {
+		fputs("mqpipe-worker: out of memory\n", stderr);
+		return 1;
+	}
+	return mqp_agent_main(&agent, argc, argv);
+}

@@ -1,0 +1,333 @@
+/* The worker agent: compute.request in (on $share/workers, so each case goes
+ * to one worker), compute.done out. The rules are pure functions in work.c;
+ * this file is the SQLite shell and the timers around them.
+ *
+ * Simulated work never sleeps: a case that takes time is queued in SQLite,
+ * started by the tick while fewer than --concurrency cases run, and finished
+ * by the tick once its due time has come, its compute.done written to the
+ * outbox in the same transaction that deletes it. So a crash loses no case: a
+ * restart finishes the running ones at their due time and starts the rest. A
+ * case with no work and nothing queued before it is answered at once. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "work.h"
+#include "worker.h"
+
+#define WORKER__FINISH_BATCH 1000 /* cases finished per tick at most */
+
+static const char *const worker__subscriptions[] = {"$share/workers/compute.request", NULL};
+
+static const struct mqp_migration worker__migrations[] = {
+	{"CREATE TABLE work_case(seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL,"
+	 " case_id TEXT NOT NULL, request TEXT NOT NULL, work_ms INTEGER NOT NULL,"
+	 " started_ms INTEGER, due_ms INTEGER, UNIQUE(request_id, case_id));"
+	 "CREATE INDEX work_case_due ON work_case(due_ms) WHERE due_ms IS NOT NULL;"},
+};
+
+enum worker__stmt {
+	WS_ADD,
+	WS_COUNTS,
+	WS_QUEUED,
+	WS_START,
+	WS_DUE,
+	WS_DONE,
+	WS_NEXT_DUE,
+	WS__COUNT
+};
+
+static const char *const worker__sql[WS__COUNT] = {
+	/* A redelivered request still waiting or running is the same case. */
+	[WS_ADD] = "INSERT OR IGNORE INTO work_case(request_id, case_id, request, work_ms)"
+		   " VALUES (?1, ?2, ?3, ?4)",
+	[WS_COUNTS] = "SELECT count(due_ms), count(*) - count(due_ms) FROM work_case",
+	[WS_QUEUED] = "SELECT seq, work_ms FROM work_case WHERE due_ms IS NULL ORDER BY seq LIMIT ?1",
+	[WS_START] = "UPDATE work_case SET started_ms = ?2, due_ms = ?2 + work_ms WHERE seq = ?1",
+	[WS_DUE] = "SELECT seq, request, started_ms FROM work_case"
+		   " WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2",
+	[WS_DONE] = "DELETE FROM work_case WHERE seq = ?1",
+	[WS_NEXT_DUE] = "SELECT min(due_ms) FROM work_case WHERE due_ms IS NOT NULL",
+};
+
+struct worker {
+	struct mqp_store *store;
+	sqlite3_stmt *stmt[WS__COUNT];
+	struct work_profile profile;
+	long concurrency;     /* --concurrency */
+	int64_t running;      /* cases started and not finished */
+	int64_t queued;       /* cases waiting for a slot */
+	uint64_t rng;
+};
+
+static int worker__init(void *state, struct mqp_store *store)
+{
+	struct worker *w = state;
+	w->store = store;
+	int rc = mqp_store_prepare_all(store, worker__sql, w->stmt, WS__COUNT);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = w->stmt[WS_COUNTS];
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return mqp_store_fail(store, worker__sql[WS_COUNTS]);
+	}
+	w->running = sqlite3_column_int64(st, 0);
+	w->queued = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	if (w->running || w->queued)
+		mqp_info("resuming", "running=%lld queued=%lld", (long long)w->running,
+			 (long long)w->queued);
+	return MQP_OK;
+}
+
+static void worker__fini(void *state)
+{
+	struct worker *w = state;
+	mqp_store_finalize_all(w->stmt, WS__COUNT);
+	free(w);
+}
+
+/* Makes the case's result and queues its compute.done. */
+static int worker__finish(struct worker *w, struct mqp_ctx *ctx, const struct work_case *c,
+			  int64_t processing_ms)
+{
+	cJSON *result = work_result(c, &w->rng);
+	char *payload = result ? work_done_payload(c, (uint64_t)processing_ms, result,
+						   mqp_ctx_client_id(ctx))
+			       : NULL;
+	cJSON_Delete(result);
+	if (!payload)
+		return MQP_ERR_NOMEM;
+	int rc = mqp_emit_raw(ctx, "compute.done", payload, strlen(payload));
+	free(payload);
+	/* The seed's per-function line; a job's cases only at debug (there may be 100 000). */
+	mqp_log(c->source >= 0 ? MQP_LOG_INFO : MQP_LOG_DEBUG, "function_complete",
+		"function=%s request_id=%s case_id=%s latency_ms=%lld status=%s",
+		c->source >= 0 ? jobs_sources[c->source].name : "compute", c->request_id, c->case_id,
+		(long long)processing_ms, rc ? "error" : "success");
+	return rc;
+}
+
+static int worker__handle(void *state, struct mqp_ctx *ctx, const struct mqp_message *msg,
+			  struct mqp_reason *why)
+{
+	struct worker *w = state;
+	if (strcmp(msg->topic, "compute.request") != 0)
+		return mqp_reason_set(why, "topic '%s' is not one the worker reads", msg->topic);
+	struct work_case c;
+	int rc = work_parse_request(msg->payload, msg->len, &c, why);
+	if (rc)
+		return rc;
+	unsigned ms = work_duration(&w->profile, &c, &w->rng);
+	if (ms == 0 && w->queued == 0)
+		return worker__finish(w, ctx, &c, 0);
+	sqlite3_stmt *st = w->stmt[WS_ADD];
+	sqlite3_bind_text(st, 1, c.request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c.case_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, msg->payload, (int)msg->len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, ms);
+	rc = mqp_store_exec(w->store, st);
+	if (rc < 0)
+		return rc;
+	w->queued += rc;
+	return MQP_OK;
+}
+
+/* Starts queued cases while there are free slots. The rows are read before
+ * they are changed: SQLite leaves a scan of rows being updated undefined. */
+static int worker__start(struct worker *w, int64_t now_ms)
+{
+	int64_t room = w->concurrency - w->running;
+	if (room <= 0 || w->queued == 0)
+		return MQP_OK;
+	if (room > WORKER__FINISH_BATCH)
+		room = WORKER__FINISH_BATCH;
+	int64_t seqs[WORKER__FINISH_BATCH];
+	int n = 0, step;
+	sqlite3_stmt *q = w->stmt[WS_QUEUED], *start = w->stmt[WS_START];
+	sqlite3_bind_int64(q, 1, room);
+	while ((step = sqlite3_step(q)) == SQLITE_ROW)
+		seqs[n++] = sqlite3_column_int64(q, 0);
+	sqlite3_reset(q);
+	if (step != SQLITE_DONE)
+		return mqp_store_fail(w->store, worker__sql[WS_QUEUED]);
+	for (int i = 0; i < n; i++) {
+		sqlite3_bind_int64(start, 1, seqs[i]);
+		sqlite3_bind_int64(start, 2, now_ms);
+		int rc = mqp_store_exec(w->store, start);
+		if (rc < 0)
+			return rc;
+		w->running++;
+		w->queued--;
+	}
+	return MQP_OK;
+}
+
+/* A running case that is due, read out before it is deleted. */
+struct worker__due {
+	int64_t seq, started_ms;
+	char *request;
+	size_t len;
+};
+
+/* Finishes the running cases that are due; *more is set when the batch was
+ * full. */
+static int worker__finish_due(struct worker *w, struct mqp_ctx *ctx, int64_t now_ms, int *more)
+{
+	struct worker__due *due = calloc(WORKER__FINISH_BATCH, sizeof(*due));
+	if (!due)
+		return MQP_ERR_NOMEM;
+	sqlite3_stmt *st = w->stmt[WS_DUE];
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int(st, 2, WORKER__FINISH_BATCH);
+	int step, rc = MQP_OK, n = 0;
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct worker__due *d = &due[n++];
+		d->seq = sqlite3_column_int64(st, 0);
+		d->started_ms = sqlite3_column_int64(st, 2);
+		d->len = (size_t)sqlite3_column_bytes(st, 1);
+		if (!(d->request = malloc(d->len + 1)))
+			rc = MQP_ERR_NOMEM;
+		else
+			memcpy(d->request, sqlite3_column_blob(st, 1), d->len);
+	}
+	sqlite3_reset(st);
+	if (!rc && step != SQLITE_DONE)
+		rc = mqp_store_fail(w->store, worker__sql[WS_DUE]);
+	st = w->stmt[WS_DONE];
+	for (int i = 0; !rc && i < n; i++) {
+		struct work_case c;
+		struct mqp_reason why;
+		/* Stored only after it parsed, so it parses again. */
+		if (work_parse_request(due[i].request, due[i].len, &c, &why))
+			rc = MQP_ERR_DB;
+		if (!rc)
+			rc = worker__finish(w, ctx, &c, now_ms - due[i].started_ms);
+		sqlite3_bind_int64(st, 1, due[i].seq);
+		if (!rc && (rc = mqp_store_exec(w->store, st)) >= 0) {
+			rc = MQP_OK;
+			w->running--;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		free(due[i].request);
+	free(due);
+	*more = n == WORKER__FINISH_BATCH;
+	return rc;
+}
+
+/* The timers: start what fits, finish what is due, and ask to be called again
+ * at the next due time. */
+static int worker__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, int64_t *next_ms)
+{
+	struct worker *w = state;
+	int more = 0, rc;
+	if ((rc = worker__start(w, now_ms)) || (rc = worker__finish_due(w, ctx, now_ms, &more)) ||
+	    (rc = worker__start(w, now_ms)))
+		return rc;
+	*next_ms = 0;
+	if (more || (w->running < w->concurrency && w->queued > 0)) {
+		*next_ms = now_ms;
+	} else if (w->running > 0) {
+		sqlite3_stmt *st = w->stmt[WS_NEXT_DUE];
+		int step = sqlite3_step(st);
+		if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+			*next_ms = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (step != SQLITE_ROW)
+			return mqp_store_fail(w->store, worker__sql[WS_NEXT_DUE]);
+	}
+	return MQP_OK;
+}
+
+/* ---- flags --------------------------------------------------------------- */
+
+static int worker__concurrency_option(void *ctx, const char *arg, char *err, size_t errlen)
+{
+	struct worker *w = ctx;
+	if (mqp_parse_long(arg, 1, JOBS_CASES_MAX, &w->concurrency)) {
+		snprintf(err, errlen, "'%s': a whole number from 1 to %d", arg, JOBS_CASES_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+static int worker__work_ms_option(void *ctx, const char *arg, char *err, size_t errlen)
+{
+	struct worker *w = ctx;
+	if (work_parse_range(arg, &w->profile.work_min_ms, &w->profile.work_max_ms)) {
+		snprintf(err, errlen, "'%s': MIN or MIN-MAX in whole ms, at most %u", arg, WORK_MS_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+static int worker__scale_option(void *ctx, const char *arg, char *err, size_t errlen)
+{
+	struct worker *w = ctx;
+	char *end;
+	double f = strtod(arg, &end);
+	if (end == arg || *end || !(f >= 0 && f <= 1000)) {
+		snprintf(err, errlen, "'%s': a factor from 0 to 1000, like 0.01", arg);
+		return -1;
+	}
+	w->profile.latency_scale = f;
+	return 0;
+}
+
+static int worker__profile_option(void *ctx, const char *arg, char *err, size_t errlen)
+{
+	struct worker *w = ctx;
+	FILE *f = fopen(arg, "r");
+	char buf[8192];
+	size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+	int too_big = f && !feof(f);
+	if (f)
+		fclose(f);
+	if (!f || too_big) {
+		snprintf(err, errlen, "'%s': %s", arg, f ? "larger than 8 KiB" : "cannot read the file");
+		return -1;
+	}
+	char why[300];
+	if (work_profile_load(&w->profile, buf, n, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: %s", arg, why);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct mqp_extra_option worker__options[] = {
+	{"concurrency", 1, "N", "cases worked on at once (default 64)", worker__concurrency_option},
+	{"work-ms", 1, "MIN[-MAX]", "simulated work per job case, uniform (default 0)",
+	 worker__work_ms_option},
+	{"latency-scale", 1, "F", "multiply the dashboard sources' latencies (default 1)",
+	 worker__scale_option},
+	{"profile", 1, "FILE", "dashboard source latencies, JSON {\"sales\":[100,400],…}",
+	 worker__profile_option},
+};
+
+int worker_agent(struct mqp_agent *agent)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return MQP_ERR_NOMEM;
+	work_profile_default(&w->profile);
+	w->concurrency = 64;
+	w->rng = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+	memset(agent, 0, sizeof(*agent));
+	agent->name = "worker";
+	agent->subscriptions = worker__subscriptions;
+	agent->migrations = worker__migrations;
+	agent->n_migrations = sizeof(worker__migrations) / sizeof(worker__migrations[0]);
+	agent->options = worker__options;
+	agent->n_options = sizeof(worker__options) / sizeof(worker__options[0]);
+	agent->options_ctx = w;
+	agent->init = worker__init;
+	agent->fini = worker__fini;
+	agent->handle = worker__handle;
+	agent->tick = worker__tick;
+	agent->state = w;
+	return MQP_OK;
+}
