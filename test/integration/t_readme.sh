@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The README's examples work verbatim: each ```sh block after an
-# "<!-- example -->" line runs against a real broker and counter, and what it
+# "<!-- example -->" line runs against a real broker and the agents, and what it
 # prints must equal the ```text block that follows it. mosquitto_pub/sub are
 # pointed at this test's broker port; nothing else in the commands changes.
 source "$(dirname "$0")/lib.sh"
 it_setup
 start_counter --metrics-interval 2
 start_agent dispatcher mqpipe-dispatcher -d "$T/dispatcher.db"
+start_agent worker mqpipe-worker -i it-worker -d "$T/worker.db" --latency-scale 0.2
+start_agent aggregator mqpipe-aggregator -d "$T/aggregator.db"
 "$MQPIPE_ROOT/scripts/schemas" check-readme || fail "README topic table out of date"
 
 awk -v dir="$T" '
