@@ -16,6 +16,7 @@
 #define INBOX__MAGIC 0x4249514DU   /* "MQIB" little-endian */
 #define INBOX__HEAD 8              /* magic + body length */
 #define INBOX__BODY_FIXED 20       /* seq + received_us + topic_len + qos + flags */
+#define INBOX__FLAG_REPLY_TO 1     /* a response topic and correlation data follow the topic */
 #define INBOX__TAIL 4              /* checksum */
 #define INBOX__CHUNK (256 * 1024)  /* bytes the consumer reads at a time */
 #define INBOX__SHRINK_ABOVE (64U * 1024 * 1024) /* truncate a wrapped file past this */
@@ -102,8 +103,29 @@ static long inbox__decode(const unsigned char *p, size_t avail, struct mqp_inbox
 	rec->qos = b[18];
 	rec->topic = (const char *)b + INBOX__BODY_FIXED;
 	rec->topic_len = tlen;
-	rec->payload = b + INBOX__BODY_FIXED + tlen;
-	rec->payload_len = body - INBOX__BODY_FIXED - tlen;
+	size_t at = INBOX__BODY_FIXED + tlen; /* what follows the topic */
+	rec->response_topic = NULL;
+	rec->correlation = NULL;
+	rec->response_topic_len = rec->correlation_len = 0;
+	if (b[19] & INBOX__FLAG_REPLY_TO) {
+		uint16_t n;
+		if (at + 2 > body)
+			return -1;
+		memcpy(&n, b + at, 2);
+		if (at + 2 + n + 2 > body)
+			return -1;
+		rec->response_topic = (const char *)b + at + 2;
+		rec->response_topic_len = n;
+		at += 2 + (size_t)n;
+		memcpy(&n, b + at, 2);
+		if (at + 2 + n > body)
+			return -1;
+		rec->correlation = n ? b + at + 2 : NULL;
+		rec->correlation_len = n;
+		at += 2 + (size_t)n;
+	}
+	rec->payload = b + at;
+	rec->payload_len = body - at;
 	return (long)total;
 }
 
@@ -219,11 +241,15 @@ void mqp_inbox_close(struct mqp_inbox *inbox)
 }
 
 int mqp_inbox_append(struct mqp_inbox *inbox, const char *topic, size_t tlen,
-		     const void *payload, size_t len, int qos, int64_t received_us)
+		     const void *payload, size_t len, int qos, int64_t received_us,
+		     const struct mqp_inbox_reply_to *reply_to)
 {
-	if (tlen > UINT16_MAX || len > INBOX__MAX_BODY - INBOX__BODY_FIXED - tlen)
+	size_t props = reply_to ? 4 + reply_to->response_topic_len + reply_to->correlation_len : 0;
+	if (tlen > UINT16_MAX || (reply_to && (reply_to->response_topic_len > UINT16_MAX ||
+					       reply_to->correlation_len > UINT16_MAX)) ||
+	    len > INBOX__MAX_BODY - INBOX__BODY_FIXED - tlen - props)
 		return MQP_ERR_INVAL;
-	uint32_t body = (uint32_t)(INBOX__BODY_FIXED + tlen + len);
+	uint32_t body = (uint32_t)(INBOX__BODY_FIXED + tlen + props + len);
 	size_t total = INBOX__HEAD + body + INBOX__TAIL;
 	int rc = MQP_OK;
 	pthread_mutex_lock(&inbox->lock);
@@ -239,10 +265,22 @@ int mqp_inbox_append(struct mqp_inbox *inbox, const char *topic, size_t tlen,
 	inbox__put64(b + 8, (uint64_t)received_us);
 	memcpy(b + 16, &t16, 2);
 	b[18] = (unsigned char)qos;
-	b[19] = 0;
+	b[19] = reply_to ? INBOX__FLAG_REPLY_TO : 0;
 	memcpy(b + INBOX__BODY_FIXED, topic, tlen);
+	unsigned char *at = b + INBOX__BODY_FIXED + tlen;
+	if (reply_to) {
+		uint16_t n = (uint16_t)reply_to->response_topic_len;
+		memcpy(at, &n, 2);
+		memcpy(at + 2, reply_to->response_topic, n);
+		at += 2 + n;
+		n = (uint16_t)reply_to->correlation_len;
+		memcpy(at, &n, 2);
+		if (n)
+			memcpy(at + 2, reply_to->correlation, n);
+		at += 2 + n;
+	}
 	if (len)
-		memcpy(b + INBOX__BODY_FIXED + tlen, payload, len);
+		memcpy(at, payload, len);
 	inbox__put32(b + body, inbox__fnv1a(b, body));
 
 	size_t done = 0;

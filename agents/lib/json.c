@@ -18,6 +18,20 @@ int mqp_reason_set(struct mqp_reason *why, const char *fmt, ...)
 	return MQP_ERR_INPUT;
 }
 
+/* Whether a JSON text escapes a NUL (\u0000) in a string: cJSON would cut
+ * the string there without a word, so "a\u0000b" would read as "a". */
+static int json__escaped_nul(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
+			return 1;
+		i++; /* skip the escaped character, so "\\\\u0000" is not one */
+	}
+	return 0;
+}
+
 int mqp_json_parse_object(const void *buf, size_t len, cJSON **out, struct mqp_reason *why)
 {
 	*out = NULL;
@@ -25,6 +39,8 @@ int mqp_json_parse_object(const void *buf, size_t len, cJSON **out, struct mqp_r
 		return mqp_reason_set(why, "empty payload: expected a JSON object");
 	if (!mqp_utf8_valid(buf, len))
 		return mqp_reason_set(why, "payload is not valid UTF-8");
+	if (json__escaped_nul(buf, len))
+		return mqp_reason_set(why, "a string holds \\u0000 (NUL)");
 	const char *end = NULL;
 	cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
 	if (!root) {
@@ -65,7 +81,6 @@ int mqp_json_string(const cJSON *obj, const char *name, size_t max_bytes, const 
 		return mqp_reason_set(why, "field '%s' must not be empty", name);
 	if (n > max_bytes)
 		return mqp_reason_set(why, "field '%s' is longer than %zu bytes", name, max_bytes);
-	/* cJSON decodes \u0000 into a NUL, silently cutting the string; refuse it. */
 	if (!mqp_utf8_valid(item->valuestring, n))
 		return mqp_reason_set(why, "field '%s' is not valid UTF-8", name);
 	*out = item->valuestring;

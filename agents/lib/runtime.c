@@ -33,11 +33,14 @@
 /* An output written to the outbox in the open transaction, sent after commit. */
 struct runtime__output {
 	int64_t id;
-	char *topic;   /* with prefix */
+	char *topic;   /* with prefix, or a reply's response topic as it came */
 	char *payload;
 	size_t len;
 	int qos, retain;
 	size_t rel;    /* offset of the topic without prefix, for metrics */
+	char *label;   /* a reply's metrics topic (its fallback topic), else NULL */
+	void *correlation; /* a reply's correlation data, else NULL */
+	size_t correlation_len;
 };
 
 /* A growable list of int64 ids shared between Paho's threads and the applier. */
@@ -87,6 +90,7 @@ struct runtime {
 	size_t n_batch;
 	int64_t next_tick_ms; /* when the agent's tick wants to run, 0 = after the next batch */
 	char topic_buf[65536 + 1];
+	char reply_buf[65536 + 1]; /* the applied message's response topic */
 	atomic_llong outbox_depth;
 	int64_t start_us;
 
@@ -235,10 +239,12 @@ static void runtime__on_send_failed(void *context, MQTTAsync_failureData5 *respo
 		mqp_error("retry_lost", "id=%lld msg=\"out of memory\"", (long long)id);
 }
 
-/* Publishes one message at QoS qos; id >0 is an outbox row, else a RUNTIME__ID_*.
- * A refused send of an outbox row is queued for retry. Returns 0 or MQP_ERR_MQTT. */
+/* Publishes one message at QoS qos, with MQTT 5 correlation data when it is
+ * not NULL; id >0 is an outbox row, else a RUNTIME__ID_*. A refused send of an
+ * outbox row is queued for retry. Returns 0 or MQP_ERR_MQTT. */
 static int runtime__send(struct runtime *rt, int64_t id, const char *topic, const void *payload,
-			 size_t len, int qos, int retain)
+			 size_t len, int qos, int retain, const void *correlation,
+			 size_t correlation_len)
 {
 	MQTTAsync_message msg = MQTTAsync_message_initializer;
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -249,9 +255,17 @@ static int runtime__send(struct runtime *rt, int64_t id, const char *topic, cons
 	ro.onSuccess5 = runtime__on_sent;
 	ro.onFailure5 = runtime__on_send_failed;
 	ro.context = (void *)(intptr_t)id;
+	if (correlation) { /* Paho copies the property list, and sends it */
+		MQTTProperty prop = {.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA};
+		prop.value.data.data = (char *)correlation;
+		prop.value.data.len = (int)correlation_len;
+		if (MQTTProperties_add(&msg.properties, &prop))
+			mqp_warn("correlation_dropped", "topic=%s", topic);
+	}
 	if (id > 0)
 		atomic_fetch_add(&rt->inflight, 1);
 	int rc = MQTTAsync_sendMessage(rt->client, topic, &msg, &ro);
+	MQTTProperties_free(&msg.properties);
 	if (rc == MQTTASYNC_SUCCESS)
 		return MQP_OK;
 	if (id > 0) {
@@ -268,15 +282,18 @@ static int runtime__send(struct runtime *rt, int64_t id, const char *topic, cons
 }
 
 /* mqp_store_outbox_* callback: sends a stored outbox row. */
-static int runtime__send_row(void *ctx, int64_t id, const char *topic, const void *payload,
-			     size_t len, int qos, int retain)
+static int runtime__send_row(void *ctx, const struct mqp_outbox_row *row)
 {
-	runtime__send(ctx, id, topic, payload, len, qos, retain);
+	runtime__send(ctx, row->id, row->topic, row->payload, row->len, row->qos, row->retain,
+		      row->correlation, row->correlation_len);
 	return 0;
 }
 
-/* Queues an output whose payload the runtime now owns (freed on failure). */
-static int runtime__emit_owned(struct runtime *rt, const char *topic, char *payload, size_t len)
+/* Queues an output whose payload the runtime now owns (freed on failure).
+ * reply_to, when not NULL, is the absolute topic of a reply (no prefix), and
+ * topic then only names it in the metrics; correlation goes with the reply. */
+static int runtime__emit_owned(struct runtime *rt, const char *topic, char *payload, size_t len,
+			       const char *reply_to, const void *correlation, size_t correlation_len)
 {
 	if (rt->n_outputs == rt->cap_outputs) {
 		size_t cap = rt->cap_outputs ? rt->cap_outputs * 2 : 64;
@@ -290,25 +307,34 @@ static int runtime__emit_owned(struct runtime *rt, const char *topic, char *payl
 	}
 	struct runtime__output *out = &rt->outputs[rt->n_outputs];
 	memset(out, 0, sizeof(*out));
-	char full[1024];
-	if (mqp_options_topic(&rt->opts, topic, full, sizeof(full))) {
-		free(payload);
-		return MQP_ERR_INVAL;
-	}
-	out->topic = strdup(full);
 	out->payload = payload;
-	if (!out->topic) {
-		free(payload);
-		return MQP_ERR_NOMEM;
-	}
 	out->len = len;
 	out->qos = 1;
-	out->rel = strlen(full) - strlen(topic);
-	int rc = mqp_store_outbox_add(rt->store, out->topic, out->payload, out->len, out->qos,
-				      out->retain, &out->id);
+	char full[1024];
+	int rc = MQP_OK;
+	if (reply_to) {
+		out->topic = strdup(reply_to);
+		out->label = strdup(topic);
+		if (correlation && (out->correlation = malloc(correlation_len ? correlation_len : 1)))
+			memcpy(out->correlation, correlation, correlation_len);
+		out->correlation_len = correlation_len;
+		if (!out->topic || !out->label || (correlation && !out->correlation))
+			rc = MQP_ERR_NOMEM;
+	} else if (mqp_options_topic(&rt->opts, topic, full, sizeof(full))) {
+		rc = MQP_ERR_INVAL;
+	} else if (!(out->topic = strdup(full))) {
+		rc = MQP_ERR_NOMEM;
+	} else {
+		out->rel = strlen(full) - strlen(topic);
+	}
+	if (!rc)
+		rc = mqp_store_outbox_add(rt->store, out->topic, out->payload, out->len, out->qos,
+					  out->retain, out->correlation, out->correlation_len, &out->id);
 	if (rc) {
 		free(out->topic);
 		free(out->payload);
+		free(out->label);
+		free(out->correlation);
 		return rc;
 	}
 	rt->n_outputs++;
@@ -320,7 +346,7 @@ int mqp_emit(struct mqp_ctx *ctx, const char *topic, const cJSON *obj)
 	char *text = cJSON_PrintUnformatted(obj);
 	if (!text)
 		return MQP_ERR_NOMEM;
-	return runtime__emit_owned(ctx->rt, topic, text, strlen(text));
+	return runtime__emit_owned(ctx->rt, topic, text, strlen(text), NULL, NULL, 0);
 }
 
 int mqp_emit_raw(struct mqp_ctx *ctx, const char *topic, const char *payload, size_t len)
@@ -330,7 +356,21 @@ int mqp_emit_raw(struct mqp_ctx *ctx, const char *topic, const char *payload, si
 		return MQP_ERR_NOMEM;
 	memcpy(copy, payload, len);
 	copy[len] = '\0';
-	return runtime__emit_owned(ctx->rt, topic, copy, len);
+	return runtime__emit_owned(ctx->rt, topic, copy, len, NULL, NULL, 0);
+}
+
+int mqp_reply(struct mqp_ctx *ctx, const char *fallback_topic, const char *payload, size_t len)
+{
+	const struct mqp_message *m = ctx->msg;
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return MQP_ERR_NOMEM;
+	memcpy(copy, payload, len);
+	copy[len] = '\0';
+	if (!m || !m->response_topic)
+		return runtime__emit_owned(ctx->rt, fallback_topic, copy, len, NULL, NULL, 0);
+	return runtime__emit_owned(ctx->rt, fallback_topic, copy, len, m->response_topic,
+				   m->correlation, m->correlation_len);
 }
 
 int64_t mqp_ctx_unacked(struct mqp_ctx *ctx)
@@ -344,6 +384,8 @@ static void runtime__outputs_truncate(struct runtime *rt, size_t keep)
 	for (size_t i = keep; i < rt->n_outputs; i++) {
 		free(rt->outputs[i].topic);
 		free(rt->outputs[i].payload);
+		free(rt->outputs[i].label);
+		free(rt->outputs[i].correlation);
 	}
 	rt->n_outputs = keep;
 }
@@ -354,8 +396,9 @@ static void runtime__outputs_flush(struct runtime *rt)
 	for (size_t i = 0; i < rt->n_outputs; i++) {
 		struct runtime__output *o = &rt->outputs[i];
 		atomic_fetch_add(&rt->outbox_depth, 1);
-		mqp_metrics_out(rt->metrics, o->topic + o->rel);
-		runtime__send(rt, o->id, o->topic, o->payload, o->len, o->qos, o->retain);
+		mqp_metrics_out(rt->metrics, o->label ? o->label : o->topic + o->rel);
+		runtime__send(rt, o->id, o->topic, o->payload, o->len, o->qos, o->retain,
+			      o->correlation, o->correlation_len);
 	}
 	runtime__outputs_truncate(rt, 0);
 }
@@ -442,7 +485,12 @@ static int runtime__apply(void *arg, const struct mqp_inbox_record *rec)
 	memcpy(rt->topic_buf, topic, tlen);
 	rt->topic_buf[tlen] = '\0';
 	struct mqp_message msg = {rt->topic_buf, rec->payload, rec->payload_len,
-				  rec->received_us / 1000};
+				  rec->received_us / 1000, NULL, rec->correlation, rec->correlation_len};
+	if (rec->response_topic) {
+		memcpy(rt->reply_buf, rec->response_topic, rec->response_topic_len);
+		rt->reply_buf[rec->response_topic_len] = '\0';
+		msg.response_topic = rt->reply_buf;
+	}
 	struct mqp_ctx ctx = {rt, &msg};
 	struct mqp_reason why = {""};
 	mqp_metrics_in(rt->metrics, rt->topic_buf, tlen);
@@ -593,8 +641,21 @@ static int runtime__on_message(void *context, char *topic, int topic_len, MQTTAs
 	atomic_store(&rt->last_arrival_us, now);
 	/* topic_len is 0 unless the topic holds NULs (then it is the real length). */
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	/* An MQTT 5 request: keep where and with what the answer must go. */
+	struct mqp_inbox_reply_to reply_to = {0};
+	MQTTProperty *rtp = MQTTProperties_getProperty(&m->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
+	if (rtp && rtp->value.data.len > 0) {
+		MQTTProperty *cdp = MQTTProperties_getProperty(&m->properties,
+							       MQTTPROPERTY_CODE_CORRELATION_DATA);
+		reply_to.response_topic = rtp->value.data.data;
+		reply_to.response_topic_len = (size_t)rtp->value.data.len;
+		if (cdp) {
+			reply_to.correlation = cdp->value.data.data;
+			reply_to.correlation_len = (size_t)cdp->value.data.len;
+		}
+	}
 	int rc = mqp_inbox_append(rt->inbox, topic, tlen, m->payload, (size_t)m->payloadlen,
-				  m->qos, now);
+				  m->qos, now, reply_to.response_topic ? &reply_to : NULL);
 	if (rc) {
 		/* Not stored, so not acknowledged: Paho keeps it and offers it again. */
 		char qt[300];
@@ -633,7 +694,7 @@ static void runtime__on_subscribed(void *context, MQTTAsync_successData5 *respon
 		mqp_error("subscribe_refused", "filter=%s reason=%d", rt->subs[0],
 			  response->reasonCode);
 	runtime__send(rt, RUNTIME__ID_STATUS, rt->status_topic, rt->online_payload,
-		      strlen(rt->online_payload), 1, 1);
+		      strlen(rt->online_payload), 1, 1, NULL, 0);
 	atomic_store(&rt->online, 1);
 	mqp_info("online", "broker=%s client_id=%s subscriptions=%d", rt->opts.broker,
 		 rt->opts.client_id, rt->n_subs);
@@ -824,7 +885,7 @@ static void runtime__publish_metrics(struct runtime *rt)
 					   atomic_load(&rt->outbox_depth), uptime);
 	char *text = report ? cJSON_PrintUnformatted(report) : NULL;
 	if (text)
-		runtime__send(rt, RUNTIME__ID_METRICS, rt->metrics_topic, text, strlen(text), 1, 1);
+		runtime__send(rt, RUNTIME__ID_METRICS, rt->metrics_topic, text, strlen(text), 1, 1, NULL, 0);
 	else
 		mqp_error("metrics_failed", "msg=\"out of memory\"");
 	free(text);
@@ -859,7 +920,7 @@ static void runtime__shutdown(struct runtime *rt)
 	if (atomic_load(&rt->online)) {
 		runtime__wait_for(runtime__caught_up, rt, 5000);
 		runtime__send(rt, RUNTIME__ID_OFFLINE, rt->status_topic, rt->offline_payload,
-			      strlen(rt->offline_payload), 1, 1);
+			      strlen(rt->offline_payload), 1, 1, NULL, 0);
 		runtime__wait_for(runtime__offline_acked, rt, 2000);
 	}
 	atomic_store(&rt->broker_fd, -1); /* the applier must not touch it once closed */

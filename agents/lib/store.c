@@ -34,11 +34,11 @@ static const char *const store__sql[ST__COUNT] = {
 	[ST_SAVEPOINT] = "SAVEPOINT msg",
 	[ST_RELEASE] = "RELEASE msg",
 	[ST_ROLLBACK_TO] = "ROLLBACK TO msg",
-	[ST_OUTBOX_ADD] = "INSERT INTO outbox(topic, payload, qos, retain, created_ms) "
-			  "VALUES (?1, ?2, ?3, ?4, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
+	[ST_OUTBOX_ADD] = "INSERT INTO outbox(topic, payload, qos, retain, correlation, created_ms) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
 	[ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
-	[ST_OUTBOX_EACH] = "SELECT id, topic, payload, qos, retain FROM outbox ORDER BY id",
-	[ST_OUTBOX_GET] = "SELECT id, topic, payload, qos, retain FROM outbox WHERE id = ?1",
+	[ST_OUTBOX_EACH] = "SELECT id, topic, payload, qos, retain, correlation FROM outbox ORDER BY id",
+	[ST_OUTBOX_GET] = "SELECT id, topic, payload, qos, retain, correlation FROM outbox WHERE id = ?1",
 	[ST_OUTBOX_DEPTH] = "SELECT count(*) FROM outbox",
 	[ST_DEADLETTER_ADD] = "INSERT INTO deadletter(topic, reason, payload, received_ms) "
 			      "VALUES (?1, ?2, ?3, ?4)",
@@ -55,6 +55,8 @@ static const struct mqp_migration store__runtime_migrations[] = {
 	 "CREATE TABLE deadletter(id INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
 	 " reason TEXT NOT NULL, payload BLOB NOT NULL, received_ms INTEGER NOT NULL);"
 	 "CREATE TABLE runtime_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"},
+	/* A reply to an MQTT 5 request carries the request's correlation data. */
+	{"ALTER TABLE outbox ADD COLUMN correlation BLOB;"},
 };
 
 struct mqp_store {
@@ -253,13 +255,18 @@ void mqp_store_rollback_savepoint(struct mqp_store *store)
 }
 
 int mqp_store_outbox_add(struct mqp_store *store, const char *topic, const void *payload,
-			 size_t len, int qos, int retain, int64_t *id)
+			 size_t len, int qos, int retain, const void *correlation,
+			 size_t correlation_len, int64_t *id)
 {
 	sqlite3_stmt *st = store->stmt[ST_OUTBOX_ADD];
 	sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
 	sqlite3_bind_blob64(st, 2, payload, len, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, qos);
 	sqlite3_bind_int(st, 4, retain);
+	if (correlation)
+		sqlite3_bind_blob64(st, 5, correlation, correlation_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -278,17 +285,18 @@ int mqp_store_outbox_delete(struct mqp_store *store, int64_t id)
 	return rc == SQLITE_DONE ? MQP_OK : mqp_store_fail(store, "outbox delete");
 }
 
-/* Calls fn on each row st yields (id, topic, payload, qos, retain). */
+/* Calls fn on each row st yields. */
 static int store__outbox_rows(struct mqp_store *store, sqlite3_stmt *st,
-			      int (*fn)(void *ctx, int64_t id, const char *topic,
-					const void *payload, size_t len, int qos, int retain),
-			      void *ctx)
+			      mqp_outbox_row_fn fn, void *ctx)
 {
 	int rc, ret = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		ret = fn(ctx, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-			 sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
-			 sqlite3_column_int(st, 3), sqlite3_column_int(st, 4));
+		struct mqp_outbox_row row = {
+			sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+			sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+			sqlite3_column_int(st, 3), sqlite3_column_int(st, 4),
+			sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5)};
+		ret = fn(ctx, &row);
 		if (ret)
 			break;
 	}
@@ -299,18 +307,12 @@ static int store__outbox_rows(struct mqp_store *store, sqlite3_stmt *st,
 	return ret;
 }
 
-int mqp_store_outbox_each(struct mqp_store *store,
-			  int (*fn)(void *ctx, int64_t id, const char *topic, const void *payload,
-				    size_t len, int qos, int retain),
-			  void *ctx)
+int mqp_store_outbox_each(struct mqp_store *store, mqp_outbox_row_fn fn, void *ctx)
 {
 	return store__outbox_rows(store, store->stmt[ST_OUTBOX_EACH], fn, ctx);
 }
 
-int mqp_store_outbox_get(struct mqp_store *store, int64_t id,
-			 int (*fn)(void *ctx, int64_t id, const char *topic, const void *payload,
-				   size_t len, int qos, int retain),
-			 void *ctx)
+int mqp_store_outbox_get(struct mqp_store *store, int64_t id, mqp_outbox_row_fn fn, void *ctx)
 {
 	sqlite3_bind_int64(store->stmt[ST_OUTBOX_GET], 1, id);
 	return store__outbox_rows(store, store->stmt[ST_OUTBOX_GET], fn, ctx);

@@ -9,6 +9,7 @@ start_counter --metrics-interval 2
 start_agent dispatcher mqpipe-dispatcher -d "$T/dispatcher.db"
 start_agent worker mqpipe-worker -i it-worker -d "$T/worker.db" --latency-scale 0.2
 start_agent aggregator mqpipe-aggregator -d "$T/aggregator.db"
+start_agent ingest mqpipe-ingest -d "$T/ingest.db"
 "$MQPIPE_ROOT/scripts/schemas" check-readme || fail "README topic table out of date"
 
 awk -v dir="$T" '
@@ -34,7 +35,8 @@ for sh in "$T"/example*.sh; do
 			command mosquitto_pub -p "$PORT" "$@"
 		}
 		mosquitto_sub() { command mosquitto_sub -p "$PORT" "$@"; }
-		export -f mosquitto_pub mosquitto_sub
+		mosquitto_rr() { command mosquitto_rr -p "$PORT" "$@"; }
+		export -f mosquitto_pub mosquitto_sub mosquitto_rr
 		source "$0"' "$sh")
 	if [ "$out" != "$(cat "$want")" ]; then
 		echo "--- $(basename "$sh"):"; cat "$sh"

@@ -44,7 +44,7 @@ static int collect(void *ctx, const struct mqp_inbox_record *r)
 
 static void append(struct mqp_inbox *in, const char *topic, const char *payload)
 {
-	cr_assert_eq(mqp_inbox_append(in, topic, strlen(topic), payload, strlen(payload), 1, 42), 0);
+	cr_assert_eq(mqp_inbox_append(in, topic, strlen(topic), payload, strlen(payload), 1, 42, NULL), 0);
 }
 
 static off_t file_size(void)
@@ -52,6 +52,36 @@ static off_t file_size(void)
 	struct stat st;
 	cr_assert_eq(stat(path, &st), 0);
 	return st.st_size;
+}
+
+static int collect_reply_to(void *ctx, const struct mqp_inbox_record *r)
+{
+	struct seen *s = ctx;
+	snprintf(s->text[s->n], sizeof(s->text[0]), "%.*s=%.*s rt=%.*s cd=%.*s", (int)r->topic_len,
+		 r->topic, (int)r->payload_len, (const char *)r->payload, (int)r->response_topic_len,
+		 r->response_topic ? r->response_topic : "", (int)r->correlation_len,
+		 r->correlation ? (const char *)r->correlation : "");
+	s->seq[s->n++] = r->seq;
+	return 0;
+}
+
+Test(inbox, keeps_a_requests_response_topic_and_correlation_data)
+{
+	struct mqp_inbox *in;
+	cr_assert_eq(mqp_inbox_open(&in, path, 0, 0), 0);
+	struct mqp_inbox_reply_to both = {"replies/1", 9, "abc", 3};
+	struct mqp_inbox_reply_to topic_only = {"replies/2", 9, NULL, 0};
+	cr_assert_eq(mqp_inbox_append(in, "q", 1, "{}", 2, 1, 1, &both), 0);
+	cr_assert_eq(mqp_inbox_append(in, "q", 1, "x", 1, 1, 1, &topic_only), 0);
+	append(in, "q", "plain");
+	mqp_inbox_close(in);
+	cr_assert_eq(mqp_inbox_open(&in, path, 0, 0), 0, "read back after a restart");
+	struct seen s = {0};
+	cr_assert_eq(mqp_inbox_read(in, 100, collect_reply_to, &s), 3);
+	cr_assert_str_eq(s.text[0], "q={} rt=replies/1 cd=abc");
+	cr_assert_str_eq(s.text[1], "q=x rt=replies/2 cd=");
+	cr_assert_str_eq(s.text[2], "q=plain rt= cd=");
+	mqp_inbox_close(in);
 }
 
 Test(inbox, hands_out_appended_records_in_order)
@@ -226,8 +256,8 @@ Test(inbox, records_larger_than_a_read_chunk_survive_reopening)
 		big[i] = (unsigned char)(i * 7);
 	struct mqp_inbox *in;
 	cr_assert_eq(mqp_inbox_open(&in, path, 0, 0), 0);
-	cr_assert_eq(mqp_inbox_append(in, "big", 3, big, n, 1, 1), 0);
-	cr_assert_eq(mqp_inbox_append(in, "big", 3, big, n, 1, 1), 0);
+	cr_assert_eq(mqp_inbox_append(in, "big", 3, big, n, 1, 1, NULL), 0);
+	cr_assert_eq(mqp_inbox_append(in, "big", 3, big, n, 1, 1, NULL), 0);
 	mqp_inbox_close(in);
 	cr_assert_eq(mqp_inbox_open(&in, path, 0, 0), 0);
 	size_t total = 0;

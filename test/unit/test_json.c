@@ -41,6 +41,14 @@ Test(json_parse, refuses_an_embedded_nul_before_the_end)
 	parse_bad("{\"a\":1}\0xx", 10, "after the value");
 }
 
+Test(json_parse, refuses_an_escaped_nul_that_would_cut_a_string)
+{
+	const char *t = "{\"moduleId\":\"a\\u0000b\"}";
+	parse_bad(t, strlen(t), "\\u0000");
+	cJSON_Delete(parse_ok("{\"a\":\"\\\\u0000 is text here\"}"));
+	cJSON_Delete(parse_ok("{\"a\":\"\\u0001\"}"));
+}
+
 Test(json_string, reads_a_present_string)
 {
 	cJSON *o = parse_ok("{\"m\":\"abc\"}");

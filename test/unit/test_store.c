@@ -82,18 +82,20 @@ struct rows {
 	int n;
 	int64_t ids[8];
 	char topics[8][32];
+	char correlation[8][16]; /* "" when none */
 };
 
-static int collect(void *ctx, int64_t id, const char *topic, const void *payload, size_t len,
-		   int qos, int retain)
+static int collect(void *ctx, const struct mqp_outbox_row *row)
 {
 	struct rows *r = ctx;
-	cr_assert_eq(qos, 1);
-	cr_assert_eq(retain, 0);
-	cr_assert_eq(len, 2);
-	cr_assert_eq(memcmp(payload, "{}", 2), 0);
-	r->ids[r->n] = id;
-	snprintf(r->topics[r->n++], 32, "%s", topic);
+	cr_assert_eq(row->qos, 1);
+	cr_assert_eq(row->retain, 0);
+	cr_assert_eq(row->len, 2);
+	cr_assert_eq(memcmp(row->payload, "{}", 2), 0);
+	r->ids[r->n] = row->id;
+	snprintf(r->correlation[r->n], 16, "%.*s", (int)row->correlation_len,
+		 row->correlation ? (const char *)row->correlation : "");
+	snprintf(r->topics[r->n++], 32, "%s", row->topic);
 	return 0;
 }
 
@@ -103,8 +105,8 @@ Test(store, outbox_rows_stay_until_deleted)
 	int64_t a, b;
 	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
 	cr_assert_eq(mqp_store_begin(s), 0);
-	cr_assert_eq(mqp_store_outbox_add(s, "one", "{}", 2, 1, 0, &a), 0);
-	cr_assert_eq(mqp_store_outbox_add(s, "two", "{}", 2, 1, 0, &b), 0);
+	cr_assert_eq(mqp_store_outbox_add(s, "one", "{}", 2, 1, 0, NULL, 0, &a), 0);
+	cr_assert_eq(mqp_store_outbox_add(s, "two", "{}", 2, 1, 0, "c-7", 3, &b), 0);
 	cr_assert_eq(mqp_store_commit(s), 0);
 	cr_assert_eq(mqp_store_outbox_depth(s), 2);
 	mqp_store_close(s);
@@ -115,6 +117,8 @@ Test(store, outbox_rows_stay_until_deleted)
 	cr_assert_eq(r.n, 2);
 	cr_assert_str_eq(r.topics[0], "one");
 	cr_assert_str_eq(r.topics[1], "two");
+	cr_assert_str_eq(r.correlation[0], "", "no correlation data unless given");
+	cr_assert_str_eq(r.correlation[1], "c-7", "a reply keeps its correlation data");
 	struct rows one = {0};
 	cr_assert_eq(mqp_store_outbox_get(s, b, collect, &one), 0);
 	cr_assert_str_eq(one.topics[0], "two");
@@ -131,10 +135,10 @@ Test(store, a_rolled_back_savepoint_leaves_the_rest_of_the_transaction)
 	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
 	cr_assert_eq(mqp_store_begin(s), 0);
 	cr_assert_eq(mqp_store_savepoint(s), 0);
-	mqp_store_outbox_add(s, "kept", "{}", 2, 1, 0, &id);
+	mqp_store_outbox_add(s, "kept", "{}", 2, 1, 0, NULL, 0, &id);
 	cr_assert_eq(mqp_store_release(s), 0);
 	cr_assert_eq(mqp_store_savepoint(s), 0);
-	mqp_store_outbox_add(s, "undone", "{}", 2, 1, 0, &id);
+	mqp_store_outbox_add(s, "undone", "{}", 2, 1, 0, NULL, 0, &id);
 	mqp_store_rollback_savepoint(s);
 	cr_assert_eq(mqp_store_commit(s), 0);
 	struct rows r = {0};

@@ -10,7 +10,8 @@
  * loss, slower).
  *
  * Record: "MQIB" | u32 body_len | body | u32 FNV-1a(body), where body is
- * u64 seq | i64 received_us | u16 topic_len | u8 qos | u8 flags | topic | payload.
+ * u64 seq | i64 received_us | u16 topic_len | u8 qos | u8 flags | topic |
+ * [u16 len | response topic | u16 len | correlation data, when flags bit 0] | payload.
  * Once every record is applied the writer wraps to offset 0 (overwriting
  * cached pages is far cheaper than growing a file), so the records that count
  * are the run from offset 0 whose seq keeps rising and whose checksums hold.
@@ -33,6 +34,19 @@ struct mqp_inbox_record {
 	const void *payload;
 	size_t payload_len;
 	int qos;
+	/* MQTT 5 request/response properties; NULL/0 when the message had none. */
+	const char *response_topic; /* not NUL-terminated */
+	size_t response_topic_len;
+	const void *correlation;
+	size_t correlation_len;
+};
+
+/* The request/response properties of a message being appended. */
+struct mqp_inbox_reply_to {
+	const char *response_topic;
+	size_t response_topic_len;
+	const void *correlation;   /* may be NULL */
+	size_t correlation_len;
 };
 
 /* Opens or creates the inbox at path, finding the end of its records. Records with
@@ -41,10 +55,13 @@ struct mqp_inbox_record {
 int mqp_inbox_open(struct mqp_inbox **out, const char *path, uint64_t applied_seq, int sync_full);
 void mqp_inbox_close(struct mqp_inbox *inbox);
 
-/* Appends one message with a single write(2) (thread-safe; any thread).
- * Returns 0 once the bytes are in the kernel, or MQP_ERR_IO / MQP_ERR_NOMEM. */
+/* Appends one message with a single write(2) (thread-safe; any thread);
+ * reply_to, when not NULL, keeps its response topic and correlation data.
+ * Returns 0 once the bytes are in the kernel, MQP_ERR_INVAL when it is too
+ * large, or MQP_ERR_IO / MQP_ERR_NOMEM. */
 int mqp_inbox_append(struct mqp_inbox *inbox, const char *topic, size_t topic_len,
-		     const void *payload, size_t len, int qos, int64_t received_us);
+		     const void *payload, size_t len, int qos, int64_t received_us,
+		     const struct mqp_inbox_reply_to *reply_to);
 
 /* Waits up to timeout_ms for records not yet handed out. Returns 1 when there
  * are some, 0 on timeout or mqp_inbox_wake. Consumer thread only. */

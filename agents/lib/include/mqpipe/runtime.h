@@ -33,6 +33,11 @@ struct mqp_message {
 	const void *payload;
 	size_t len;
 	int64_t received_ms; /* arrival, Unix ms */
+	/* An MQTT 5 request's response topic (as sent, no prefix removed) and
+	 * correlation data; NULL when the message had none. */
+	const char *response_topic;
+	const void *correlation;
+	size_t correlation_len;
 };
 
 /* The handler's view of the runtime while it handles one message. */
@@ -81,6 +86,13 @@ int mqp_emit(struct mqp_ctx *ctx, const char *topic, const cJSON *obj);
 /* mqp_emit for a payload already rendered as text (len bytes, kept by the
  * caller). Returns 0 or a negative error. */
 int mqp_emit_raw(struct mqp_ctx *ctx, const char *topic, const char *payload, size_t len);
+
+/* Answers the message being handled: on its MQTT 5 response topic with its
+ * correlation data when it has one, else on fallback_topic (with the
+ * --prefix). Through the outbox like any output; fallback_topic also names
+ * the reply in the metrics. payload stays the caller's. Returns 0 or a
+ * negative error. */
+int mqp_reply(struct mqp_ctx *ctx, const char *fallback_topic, const char *payload, size_t len);
 
 /* Outputs published and not yet acknowledged by the broker, plus those queued
  * in the current transaction: what a paced producer keeps under a window. */

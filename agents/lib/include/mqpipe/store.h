@@ -36,23 +36,33 @@ int mqp_store_savepoint(struct mqp_store *store);
 int mqp_store_release(struct mqp_store *store);
 void mqp_store_rollback_savepoint(struct mqp_store *store);
 
-/* Adds an output event to the outbox; *id receives its row id. */
+/* One outbox row, as mqp_store_outbox_each/get hand it out (valid during the
+ * callback only). correlation is NULL unless the output replies to an MQTT 5
+ * request. */
+struct mqp_outbox_row {
+	int64_t id;
+	const char *topic;
+	const void *payload;
+	size_t len;
+	int qos, retain;
+	const void *correlation;
+	size_t correlation_len;
+};
+typedef int (*mqp_outbox_row_fn)(void *ctx, const struct mqp_outbox_row *row);
+
+/* Adds an output event to the outbox (correlation may be NULL); *id receives
+ * its row id. */
 int mqp_store_outbox_add(struct mqp_store *store, const char *topic, const void *payload,
-			 size_t len, int qos, int retain, int64_t *id);
+			 size_t len, int qos, int retain, const void *correlation,
+			 size_t correlation_len, int64_t *id);
 /* Deletes an acknowledged output. Deleting a missing id is not an error. */
 int mqp_store_outbox_delete(struct mqp_store *store, int64_t id);
 /* Calls fn for every outbox row, oldest first; stops early when fn returns
  * non-zero and returns that value. */
-int mqp_store_outbox_each(struct mqp_store *store,
-			  int (*fn)(void *ctx, int64_t id, const char *topic, const void *payload,
-				    size_t len, int qos, int retain),
-			  void *ctx);
+int mqp_store_outbox_each(struct mqp_store *store, mqp_outbox_row_fn fn, void *ctx);
 /* Calls fn for the outbox row with this id, if it is still there. Returns
  * fn's value, 0 when the row is gone, or MQP_ERR_DB. */
-int mqp_store_outbox_get(struct mqp_store *store, int64_t id,
-			 int (*fn)(void *ctx, int64_t id, const char *topic, const void *payload,
-				   size_t len, int qos, int retain),
-			 void *ctx);
+int mqp_store_outbox_get(struct mqp_store *store, int64_t id, mqp_outbox_row_fn fn, void *ctx);
 /* Number of rows in the outbox, or a negative error. */
 int64_t mqp_store_outbox_depth(struct mqp_store *store);
 

@@ -1,0 +1,230 @@
+/* The ingest agent: user.ingest and user.list requests in, replies out on
+ * each request's MQTT 5 response topic with its correlation data (or on
+ * user.ingest.result / user.list.result for a request without one). The
+ * rules are pure functions in validate.c; this file is the SQLite shell.
+ *
+ * A request that carries correlation data or a request_id is remembered with
+ * its answer in the same transaction as the record it stored: a repeat gets
+ * that first answer again and stores nothing new, across restarts too. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest.h"
+#include "validate.h"
+
+static const char *const ingest__subscriptions[] = {"user.ingest", "user.list", NULL};
+
+static const struct mqp_migration ingest__migrations[] = {
+	{"CREATE TABLE user(id INTEGER PRIMARY KEY AUTOINCREMENT, user_name TEXT NOT NULL,"
+	 " email TEXT NOT NULL, pincode TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+	 "CREATE TABLE request(key BLOB PRIMARY KEY, reply TEXT NOT NULL,"
+	 " created_ms INTEGER NOT NULL) WITHOUT ROWID;"},
+};
+
+enum ingest__stmt { IS_REQUEST_GET, IS_REQUEST_ADD, IS_USER_ADD, IS_LIST, IS__COUNT };
+
+static const char *const ingest__sql[IS__COUNT] = {
+	[IS_REQUEST_GET] = "SELECT reply FROM request WHERE key = ?1",
+	[IS_REQUEST_ADD] = "INSERT INTO request(key, reply, created_ms) VALUES (?1, ?2, ?3)",
+	[IS_USER_ADD] = "INSERT INTO user(user_name, email, pincode, created_ms) VALUES (?1, ?2, ?3, ?4)",
+	[IS_LIST] = "SELECT id, user_name, email, pincode, created_ms FROM user WHERE id > ?1"
+		    " ORDER BY id LIMIT ?2",
+};
+
+struct ingest {
+	struct mqp_store *store;
+	sqlite3_stmt *stmt[IS__COUNT];
+	struct ingest_rules rules;
+	int rules_ready;
+};
+
+static int ingest__init(void *state, struct mqp_store *store)
+{
+	struct ingest *g = state;
+	g->store = store;
+	if (ingest_rules_init(&g->rules))
+		return MQP_ERR_NOMEM;
+	g->rules_ready = 1;
+	return mqp_store_prepare_all(store, ingest__sql, g->stmt, IS__COUNT);
+}
+
+static void ingest__fini(void *state)
+{
+	struct ingest *g = state;
+	mqp_store_finalize_all(g->stmt, IS__COUNT);
+	if (g->rules_ready)
+		ingest_rules_free(&g->rules);
+	free(g);
+}
+
+/* The key a repeat is recognised by: 'c' + the correlation data, else
+ * 'r' + the request_id; 0 bytes when the request has neither. */
+static size_t ingest__key(const struct mqp_message *msg, const char *request_id, char *key,
+			  size_t size)
+{
+	if (msg->correlation && msg->correlation_len + 1 <= size) {
+		key[0] = 'c';
+		memcpy(key + 1, msg->correlation, msg->correlation_len);
+		return msg->correlation_len + 1;
+	}
+	size_t n = strlen(request_id);
+	if (n && n + 1 <= size) {
+		key[0] = 'r';
+		memcpy(key + 1, request_id, n);
+		return n + 1;
+	}
+	return 0;
+}
+
+/* Looks the key up: *reply is the first answer (free()) or NULL. */
+static int ingest__remembered(struct ingest *g, const char *key, size_t klen, char **reply)
+{
+	*reply = NULL;
+	sqlite3_stmt *st = g->stmt[IS_REQUEST_GET];
+	sqlite3_bind_blob(st, 1, key, (int)klen, SQLITE_STATIC);
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW && !(*reply = strdup((const char *)sqlite3_column_text(st, 0)))) {
+		sqlite3_reset(st);
+		return MQP_ERR_NOMEM;
+	}
+	sqlite3_reset(st);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? MQP_OK
+							  : mqp_store_fail(g->store, ingest__sql[IS_REQUEST_GET]);
+}
+
+/* Stores a valid record; *id receives its id. */
+static int ingest__store(struct ingest *g, const struct ingest_user *u, int64_t created_ms,
+			 int64_t *id)
+{
+	sqlite3_stmt *st = g->stmt[IS_USER_ADD];
+	sqlite3_bind_text(st, 1, u->user_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, u->pincode, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, created_ms);
+	int rc = mqp_store_exec(g->store, st);
+	if (rc < 0)
+		return rc;
+	*id = sqlite3_last_insert_rowid(mqp_store_db(g->store));
+	return MQP_OK;
+}
+
+static int ingest__ingest(struct ingest *g, struct mqp_ctx *ctx, const struct mqp_message *msg)
+{
+	struct ingest_user user;
+	struct ingest_errors errs;
+	char request_id[MQP_STR_MAX + 1], key[65536 + 2];
+	int rc = ingest_parse(&g->rules, msg->payload, msg->len, &user, request_id, &errs);
+	if (rc == MQP_ERR_NOMEM)
+		return rc;
+	size_t klen = ingest__key(msg, request_id, key, sizeof(key));
+	char *reply = NULL;
+	if (klen && (rc = ingest__remembered(g, key, klen, &reply)))
+		return rc;
+	if (reply) { /* a repeat: the first answer, nothing stored */
+		mqp_debug("repeat", "request_id=\"%s\"", request_id);
+		rc = mqp_reply(ctx, "user.ingest.result", reply, strlen(reply));
+		free(reply);
+		return rc;
+	}
+	int64_t id = 0;
+	if (errs.n == 0 && (rc = ingest__store(g, &user, msg->received_ms, &id)))
+		return rc;
+	reply = errs.n ? ingest_reply_errors(&errs) : ingest_reply_ok(id, &user, msg->received_ms);
+	if (!reply)
+		return MQP_ERR_NOMEM;
+	if (errs.n)
+		mqp_debug("refused", "fields=%d first=%s", errs.n, errs.e[0].field);
+	if (klen) {
+		sqlite3_stmt *st = g->stmt[IS_REQUEST_ADD];
+		sqlite3_bind_blob(st, 1, key, (int)klen, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, reply, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, msg->received_ms);
+		if ((rc = mqp_store_exec(g->store, st)) < 0) {
+			free(reply);
+			return rc;
+		}
+	}
+	rc = mqp_reply(ctx, "user.ingest.result", reply, strlen(reply));
+	free(reply);
+	return rc;
+}
+
+/* Renders one page of records: {"status":200,"items":[…],"next":cursor|null}. */
+static int ingest__list(struct ingest *g, struct mqp_ctx *ctx, const struct mqp_message *msg)
+{
+	int64_t limit, after;
+	struct ingest_errors errs;
+	int rc = ingest_parse_list(msg->payload, msg->len, &limit, &after, &errs);
+	if (rc == MQP_ERR_NOMEM)
+		return rc;
+	char *reply = NULL;
+	if (rc) {
+		reply = ingest_reply_errors(&errs);
+	} else {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *items = o && mqp_json_add_uint(o, "status", 200) ? cJSON_AddArrayToObject(o, "items")
+								       : NULL;
+		int ok = items != NULL;
+		sqlite3_stmt *st = g->stmt[IS_LIST];
+		sqlite3_bind_int64(st, 1, after);
+		sqlite3_bind_int64(st, 2, limit + 1); /* one more tells whether there is a next page */
+		int step, n = 0;
+		int64_t last = 0;
+		while (ok && (step = sqlite3_step(st)) == SQLITE_ROW && n < limit) {
+			cJSON *it = cJSON_CreateObject();
+			last = sqlite3_column_int64(st, 0);
+			ok = it && cJSON_AddItemToArray(items, it) &&
+			     mqp_json_add_uint(it, "id", (uint64_t)last) &&
+			     cJSON_AddStringToObject(it, "user_name", (const char *)sqlite3_column_text(st, 1)) &&
+			     cJSON_AddStringToObject(it, "email", (const char *)sqlite3_column_text(st, 2)) &&
+			     cJSON_AddStringToObject(it, "pincode", (const char *)sqlite3_column_text(st, 3)) &&
+			     mqp_json_add_uint(it, "created_at", (uint64_t)sqlite3_column_int64(st, 4));
+			n++;
+		}
+		int more = ok && step == SQLITE_ROW;
+		sqlite3_reset(st);
+		if (ok && step != SQLITE_ROW && step != SQLITE_DONE) {
+			cJSON_Delete(o);
+			return mqp_store_fail(g->store, ingest__sql[IS_LIST]);
+		}
+		char cursor[24];
+		ingest_cursor(last, cursor);
+		if (ok && !(more ? cJSON_AddStringToObject(o, "next", cursor) : cJSON_AddNullToObject(o, "next")))
+			ok = 0;
+		reply = ok ? cJSON_PrintUnformatted(o) : NULL;
+		cJSON_Delete(o);
+	}
+	if (!reply)
+		return MQP_ERR_NOMEM;
+	rc = mqp_reply(ctx, "user.list.result", reply, strlen(reply));
+	free(reply);
+	return rc;
+}
+
+static int ingest__handle(void *state, struct mqp_ctx *ctx, const struct mqp_message *msg,
+			  struct mqp_reason *why)
+{
+	struct ingest *g = state;
+	if (strcmp(msg->topic, "user.ingest") == 0)
+		return ingest__ingest(g, ctx, msg);
+	if (strcmp(msg->topic, "user.list") == 0)
+		return ingest__list(g, ctx, msg);
+	return mqp_reason_set(why, "topic '%s' is not one the ingest agent reads", msg->topic);
+}
+
+int ingest_agent(struct mqp_agent *agent)
+{
+	struct ingest *g = calloc(1, sizeof(*g));
+	if (!g)
+		return MQP_ERR_NOMEM;
+	memset(agent, 0, sizeof(*agent));
+	agent->name = "ingest";
+	agent->subscriptions = ingest__subscriptions;
+	agent->migrations = ingest__migrations;
+	agent->n_migrations = sizeof(ingest__migrations) / sizeof(ingest__migrations[0]);
+	agent->init = ingest__init;
+	agent->fini = ingest__fini;
+	agent->handle = ingest__handle;
+	agent->state = g;
+	return MQP_OK;
+}

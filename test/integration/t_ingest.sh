@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Validated ingestion over MQTT 5 request/response, with mosquitto_rr as the
+# client: a valid record is stored and answered 200 with its id; an invalid
+# one 400 with every bad field; a request without a response topic (MQTT 5
+# without one, or a v3.1.1 client) is answered on user.ingest.result; a
+# repeated correlation data or request_id gets the first answer and stores
+# nothing new, across a restart; user.list pages through a few hundred
+# records with its cursor.
+source "$(dirname "$0")/lib.sh"
+it_setup
+start_agent ingest mqpipe-ingest -d "$T/ingest.db"
+rr() { mosquitto_rr -p "$BROKER_PORT" -q 1 -e "it/replies/$1" -W 10 "${@:2}"; }
+users() { sqlite3 -cmd ".timeout 5000" "$T/ingest.db" "SELECT count(*) FROM user"; }
+
+note "a valid record, JSON, answered on the response topic"
+out=$(rr 1 -t user.ingest -m '{"user_name":"Rishabh","email":"rishabh@gmail.com","pincode":3055}')
+[ "$(jq -c '[.status, .id, .user.user_name, .user.email, .user.pincode]' <<<"$out")" = \
+	'[200,1,"Rishabh","rishabh@gmail.com","3055"]' ] || fail "valid JSON: $out"
+jq -e '.user.created_at > 1700000000000' <<<"$out" >/dev/null || fail "created_at: $out"
+"$MQPIPE_ROOT/scripts/schemas" validate user.ingest.result <<<"$out" || fail "reply schema"
+
+note "the seed's query string"
+out=$(rr 1 -t user.ingest -m 'user_name=Ada+Lovelace%21&email=ada@math.com&pincode=012345')
+[ "$(jq -c '[.status, .user.user_name, .user.pincode]' <<<"$out")" = '[200,"Ada Lovelace!","012345"]' ] ||
+	fail "query string: $out"
+
+note "every bad field in one 400"
+out=$(rr 1 -t user.ingest -m 'user_name=&email=bad@example.org&pincode=12')
+[ "$(jq -c '[.status, [.errors[].field]]' <<<"$out")" = '[400,["user_name","email","pincode"]]' ] ||
+	fail "400: $out"
+"$MQPIPE_ROOT/scripts/schemas" validate user.ingest.result <<<"$out" || fail "400 schema"
+out=$(rr 1 -t user.ingest -m 'user_name=x%zz&pincode=1&pincode=2')
+[ "$(jq -c '[.status, [.errors[].field]]' <<<"$out")" = '[400,["user_name","pincode"]]' ] ||
+	fail "decoder errors: $out"
+out=$(rr 1 -t user.ingest -m '{"user_name": "x",')
+[ "$(jq -c '[.status, .errors[0].field]' <<<"$out")" = '[400,"body"]' ] || fail "bad JSON: $out"
+[ "$(users)" -eq 2 ] || fail "refused records were stored: $(users)"
+
+note "no response topic: user.ingest.result, for MQTT 5 and v3.1.1 clients"
+subscribe res user.ingest.result
+mosquitto_pub -p "$BROKER_PORT" -q 1 -V 5 -t user.ingest -m 'user_name=five&email=f5@x.com&pincode=5555'
+mosquitto_pub -p "$BROKER_PORT" -q 1 -V 311 -t user.ingest -m 'user_name=old&email=old@x.com&pincode=3111'
+wait_for 20 bash -c "[ \$(wc -l <'$T/res.out') -ge 2 ]" || fail "no fallback replies: $(cat "$T/res.out")"
+grep -q '^user.ingest.result {"status":200,"id":[0-9]*,"user":{"user_name":"five"' "$T/res.out" || fail "$(cat "$T/res.out")"
+grep -q '^user.ingest.result {"status":200,"id":[0-9]*,"user":{"user_name":"old"' "$T/res.out" || fail "$(cat "$T/res.out")"
+
+note "a repeated correlation data: the first answer, nothing stored"
+first=$(rr 2 -t user.ingest -D publish correlation-data req-42 -m 'user_name=A&email=a1@b.com&pincode=1234')
+again=$(rr 3 -t user.ingest -D publish correlation-data req-42 -m 'user_name=B&email=b1@b.com&pincode=4321')
+[ "$first" = "$again" ] || fail "repeat answered differently: $first / $again"
+before=$(users)
+note "... and a repeated request_id, on user.ingest.result, also after a restart"
+pub user.ingest '{"request_id":"r-7","user_name":"C","email":"c@c.com","pincode":"7777"}'
+wait_for 20 log_has "$T/res.out" '"user_name":"C"' || fail "no answer for r-7"
+stop_pid "$AGENT_PID"
+start_agent ingest mqpipe-ingest -d "$T/ingest.db"
+pub user.ingest '{"request_id":"r-7","user_name":"D","email":"d@d.com","pincode":"8888"}'
+again=$(rr 4 -t user.ingest -D publish correlation-data req-42 -m 'user_name=E&email=e1@b.com&pincode=1234')
+[ "$first" = "$again" ] || fail "the repeat after a restart answered differently: $again"
+wait_for 20 bash -c "[ \$(grep -c '\"user_name\":\"C\"' '$T/res.out') -ge 2 ]" || fail "r-7 repeat: $(cat "$T/res.out")"
+grep -q '"user_name":"D"' "$T/res.out" && fail "the repeated request_id stored a new record"
+[ "$(users)" -eq $((before + 1)) ] || fail "repeats stored records: $(users), want $((before + 1))"
+
+note "300 more records, then user.list pages through all of them"
+seq 1 300 | awk '{ printf "user_name=bulk%d&email=bulk%d@x.com&pincode=%04d\n", $1, $1, $1 }' >"$T/bulk.txt"
+pub_lines user.ingest "$T/bulk.txt"
+total=$((before + 1 + 300))
+wait_for 30 bash -c "[ \$(sqlite3 -cmd '.timeout 5000' '$T/ingest.db' 'SELECT count(*) FROM user') -eq $total ]" ||
+	fail "stored $(users) of $total"
+after=null pages=0
+: >"$T/ids.txt"
+while :; do
+	if [ "$after" = null ]; then req='{"limit":64}'; else req="{\"limit\":64,\"after\":\"$after\"}"; fi
+	page=$(rr 5 -t user.list -m "$req")
+	[ "$(jq -r .status <<<"$page")" = 200 ] || fail "list: $page"
+	jq -r '.items[].id' <<<"$page" >>"$T/ids.txt"
+	after=$(jq -r '.next' <<<"$page")
+	pages=$((pages + 1))
+	[ "$after" = null ] && break
+	[ "$pages" -lt 20 ] || fail "paging does not end"
+done
+[ "$pages" -eq $(((total + 63) / 64)) ] || fail "$pages pages for $total records"
+[ "$(wc -l <"$T/ids.txt")" -eq "$total" ] || fail "listed $(wc -l <"$T/ids.txt") of $total"
+sort -n -c "$T/ids.txt" || fail "not oldest first"
+[ "$(sort -u "$T/ids.txt" | wc -l)" -eq "$total" ] || fail "a record listed twice"
+rr 5 -t user.list -m '{"limit":2}' | "$MQPIPE_ROOT/scripts/schemas" validate user.list.result || fail "list schema"
+out=$(rr 5 -t user.list -m '{"limit":5000,"after":"nope"}')
+[ "$(jq -c '[.status, [.errors[].field]]' <<<"$out")" = '[400,["limit","after"]]' ] || fail "bad list: $out"
+echo "ok"
