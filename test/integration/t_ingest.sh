@@ -86,4 +86,10 @@ sort -n -c "$T/ids.txt" || fail "not oldest first"
 rr 5 -t user.list -m '{"limit":2}' | "$MQPIPE_ROOT/scripts/schemas" validate user.list.result || fail "list schema"
 out=$(rr 5 -t user.list -m '{"limit":5000,"after":"nope"}')
 [ "$(jq -c '[.status, [.errors[].field]]' <<<"$out")" = '[400,["limit","after"]]' ] || fail "bad list: $out"
+note "mqpipe-load: 500 random requests, every answer matched, its 200s are the new records"
+before=$(users)
+out=$("$BIN/mqpipe-load" -b "$BROKER_URI" -n 500 --window 16 --json)
+[ "$(jq '.answered == 500 and .lost == 0 and .other == 0 and .status_400 > 0' <<<"$out")" = true ] ||
+	fail "load: $out"
+[ "$(users)" -eq $((before + $(jq .status_200 <<<"$out"))) ] || fail "load stored $(users), not $before + $(jq .status_200 <<<"$out")"
 echo "ok"
