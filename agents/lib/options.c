@@ -306,6 +306,25 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 	return MQP_PARSE_RUN;
 }
 
+int mqp_read_option_file(const char *path, char *buf, size_t cap, size_t *len, char *err,
+			 size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+	int too_big = f && fgetc(f) != EOF;
+	int failed = f && ferror(f);
+	if (f)
+		fclose(f);
+	if (!f || too_big || failed) {
+		snprintf(err, errlen, "'%s': %s", path,
+			 !f || failed ? strerror(errno ? errno : EIO) : "too large");
+		return -1;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return 0;
+}
+
 int mqp_options_topic(const struct mqp_options *opts, const char *topic, char *buf, size_t size)
 {
 	int n = opts->prefix[0] ? snprintf(buf, size, "%s/%s", opts->prefix, topic)

@@ -280,16 +280,10 @@ static int worker__scale_option(void *ctx, const char *arg, char *err, size_t er
 static int worker__profile_option(void *ctx, const char *arg, char *err, size_t errlen)
 {
 	struct worker *w = ctx;
-	FILE *f = fopen(arg, "r");
 	char buf[8192];
-	size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
-	int too_big = f && !feof(f);
-	if (f)
-		fclose(f);
-	if (!f || too_big) {
-		snprintf(err, errlen, "'%s': %s", arg, f ? "larger than 8 KiB" : "cannot read the file");
+	size_t n;
+	if (mqp_read_option_file(arg, buf, sizeof(buf), &n, err, errlen))
 		return -1;
-	}
 	char why[300];
 	if (work_profile_load(&w->profile, buf, n, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", arg, why);

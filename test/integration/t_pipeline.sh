@@ -34,7 +34,7 @@ done
 
 "$MQPIPE_ROOT/scripts/pipeline" status >"$T/status.out"
 grep -q "^counter .*running" "$T/status.out" || fail "status: $(cat "$T/status.out")"
-for a in dispatcher worker aggregator ingest; do
+for a in dispatcher worker aggregator ingest alerter; do
 	grep -q "^$a .*running" "$T/status.out" || fail "status: $(cat "$T/status.out")"
 done
 grep -q '"state":"online"' "$T/status.out" || fail "status lacks the retained online status"

@@ -10,6 +10,7 @@ start_agent dispatcher mqpipe-dispatcher -d "$T/dispatcher.db"
 start_agent worker mqpipe-worker -i it-worker -d "$T/worker.db" --latency-scale 0.2
 start_agent aggregator mqpipe-aggregator -d "$T/aggregator.db"
 start_agent ingest mqpipe-ingest -d "$T/ingest.db"
+start_agent alerter mqpipe-alerter -d "$T/alerter.db"
 "$MQPIPE_ROOT/scripts/schemas" check-readme || fail "README topic table out of date"
 
 awk -v dir="$T" '

@@ -54,6 +54,12 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
  * Returns 0, or MQP_ERR_INVAL when it does not fit. */
 int mqp_options_topic(const struct mqp_options *opts, const char *topic, char *buf, size_t size);
 
+/* Reads a small file an option names (a profile, a rules file) into
+ * buf[cap]: *len receives its size. Returns 0, or -1 with "'path': why"
+ * in err (unreadable, or larger than cap - 1 bytes). buf is NUL-terminated. */
+int mqp_read_option_file(const char *path, char *buf, size_t cap, size_t *len, char *err,
+			 size_t errlen);
+
 /* Parses a whole decimal number in [min, max]. Returns 0 or MQP_ERR_INVAL. */
 int mqp_parse_long(const char *text, long min, long max, long *out);
 

@@ -1,0 +1,309 @@
+/* The alerter agent: points in on its rules' topics (metrics/# by default),
+ * alerts/<series> out. The rules are pure functions in window.c; this file is
+ * the SQLite shell that keeps each series' window.
+ *
+ * A series' window is its points in [t - window_s, t) for the newest point t,
+ * kept in SQLite with the running sum and count (series table), so a point in
+ * order costs the few evictions it causes, not a scan. A point with the
+ * newest timestamp again is judged against the points before that second; a
+ * point out of order, but within a window of the newest, is judged by summing
+ * its own window (points are kept for two windows for that); one older still
+ * is refused as a dead letter, since its window is gone. A repeated point
+ * (same series, timestamp and value: a QoS 1 redelivery) changes nothing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "alerter.h"
+#include "window.h"
+
+static const struct mqp_migration alerter__migrations[] = {
+	{"CREATE TABLE series(rule TEXT NOT NULL, series TEXT NOT NULL, newest INTEGER NOT NULL,"
+	 " horizon INTEGER NOT NULL, sum REAL NOT NULL, comp REAL NOT NULL, count INTEGER NOT NULL,"
+	 " same_sum REAL NOT NULL, same_comp REAL NOT NULL, same_count INTEGER NOT NULL,"
+	 " last_alert INTEGER, PRIMARY KEY(rule, series)) WITHOUT ROWID;"
+	 "CREATE TABLE point(rule TEXT NOT NULL, series TEXT NOT NULL, ts INTEGER NOT NULL,"
+	 " value REAL NOT NULL, PRIMARY KEY(rule, series, ts, value)) WITHOUT ROWID;"},
+};
+
+enum alerter__stmt { AS_GET, AS_PUT, AS_POINT_ADD, AS_RANGE, AS_PURGE, AS__COUNT };
+
+static const char *const alerter__sql[AS__COUNT] = {
+	[AS_GET] = "SELECT newest, horizon, sum, comp, count, same_sum, same_comp, same_count,"
+		   " last_alert FROM series WHERE rule = ?1 AND series = ?2",
+	[AS_PUT] = "INSERT OR REPLACE INTO series(rule, series, newest, horizon, sum, comp, count,"
+		   " same_sum, same_comp, same_count, last_alert)"
+		   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[AS_POINT_ADD] = "INSERT OR IGNORE INTO point(rule, series, ts, value) VALUES (?1, ?2, ?3, ?4)",
+	[AS_RANGE] = "SELECT value FROM point WHERE rule = ?1 AND series = ?2 AND ts >= ?3 AND ts < ?4",
+	[AS_PURGE] = "DELETE FROM point WHERE rule = ?1 AND series = ?2 AND ts < ?3",
+};
+
+struct alerter {
+	struct mqp_store *store;
+	sqlite3_stmt *stmt[AS__COUNT];
+	struct alert_rule rules[ALERT_RULES_MAX];
+	size_t n_rules;
+	const char *subscriptions[ALERT_RULES_MAX + 1]; /* the rules' filters, once each */
+};
+
+/* A series' state, as in the series table. */
+struct alerter__series {
+	bool exists;
+	int64_t newest, horizon; /* the sum holds the points with ts >= horizon */
+	struct win_sum sum;      /* every point from horizon on */
+	struct win_sum same;     /* the points at newest */
+	bool alerted;
+	int64_t last_alert;
+};
+
+static int alerter__init(void *state, struct mqp_store *store)
+{
+	struct alerter *a = state;
+	a->store = store;
+	for (size_t i = 0; i < a->n_rules; i++)
+		mqp_info("rule", "name=%s topic=%s value=%s key=%s factor=%g window_s=%lld "
+			 "min_samples=%lld direction=%s cooldown_s=%lld",
+			 a->rules[i].name, a->rules[i].filter, a->rules[i].value_field,
+			 a->rules[i].key_field[0] ? a->rules[i].key_field : "-", a->rules[i].factor,
+			 (long long)a->rules[i].window_s, (long long)a->rules[i].min_samples,
+			 a->rules[i].direction == ALERT_ABOVE ? "above" : "below",
+			 (long long)a->rules[i].cooldown_s);
+	return mqp_store_prepare_all(store, alerter__sql, a->stmt, AS__COUNT);
+}
+
+static void alerter__fini(void *state)
+{
+	struct alerter *a = state;
+	mqp_store_finalize_all(a->stmt, AS__COUNT);
+	free(a);
+}
+
+static void alerter__bind_key(sqlite3_stmt *st, const struct alert_rule *r,
+			      const struct alert_point *p)
+{
+	sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, p->series, -1, SQLITE_STATIC);
+}
+
+static int alerter__get(struct alerter *a, const struct alert_rule *r, const struct alert_point *p,
+			struct alerter__series *s)
+{
+	memset(s, 0, sizeof(*s));
+	sqlite3_stmt *st = a->stmt[AS_GET];
+	alerter__bind_key(st, r, p);
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		s->exists = true;
+		s->newest = sqlite3_column_int64(st, 0);
+		s->horizon = sqlite3_column_int64(st, 1);
+		s->sum = (struct win_sum){sqlite3_column_double(st, 2), sqlite3_column_double(st, 3),
+					  sqlite3_column_int64(st, 4)};
+		s->same = (struct win_sum){sqlite3_column_double(st, 5), sqlite3_column_double(st, 6),
+					   sqlite3_column_int64(st, 7)};
+		s->alerted = sqlite3_column_type(st, 8) != SQLITE_NULL;
+		s->last_alert = sqlite3_column_int64(st, 8);
+	}
+	sqlite3_reset(st);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? MQP_OK
+							  : mqp_store_fail(a->store, alerter__sql[AS_GET]);
+}
+
+static int alerter__put(struct alerter *a, const struct alert_rule *r, const struct alert_point *p,
+			const struct alerter__series *s)
+{
+	sqlite3_stmt *st = a->stmt[AS_PUT];
+	alerter__bind_key(st, r, p);
+	sqlite3_bind_int64(st, 3, s->newest);
+	sqlite3_bind_int64(st, 4, s->horizon);
+	sqlite3_bind_double(st, 5, s->sum.sum);
+	sqlite3_bind_double(st, 6, s->sum.comp);
+	sqlite3_bind_int64(st, 7, s->sum.count);
+	sqlite3_bind_double(st, 8, s->same.sum);
+	sqlite3_bind_double(st, 9, s->same.comp);
+	sqlite3_bind_int64(st, 10, s->same.count);
+	if (s->alerted)
+		sqlite3_bind_int64(st, 11, s->last_alert);
+	else
+		sqlite3_bind_null(st, 11);
+	int rc = mqp_store_exec(a->store, st);
+	return rc < 0 ? rc : MQP_OK;
+}
+
+/* Calls win_add (or win_remove) on w for each stored point in [from, to). */
+static int alerter__range(struct alerter *a, const struct alert_rule *r,
+			  const struct alert_point *p, int64_t from, int64_t to, bool remove,
+			  struct win_sum *w)
+{
+	sqlite3_stmt *st = a->stmt[AS_RANGE];
+	alerter__bind_key(st, r, p);
+	sqlite3_bind_int64(st, 3, from);
+	sqlite3_bind_int64(st, 4, to);
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (remove)
+			win_remove(w, sqlite3_column_double(st, 0));
+		else
+			win_add(w, sqlite3_column_double(st, 0));
+	}
+	sqlite3_reset(st);
+	return step == SQLITE_DONE ? MQP_OK : mqp_store_fail(a->store, alerter__sql[AS_RANGE]);
+}
+
+/* The difference of two sums (all minus a part of it). */
+static struct win_sum alerter__minus(struct win_sum all, struct win_sum part)
+{
+	int64_t count = all.count - part.count;
+	win_add(&all, -part.sum);
+	all.comp -= part.comp;
+	all.count = count;
+	if (count <= 0)
+		all = (struct win_sum){0, 0, 0};
+	return all;
+}
+
+/* Judges one point of rule r and adds it to its series. */
+static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct alert_rule *r,
+			  const struct alert_point *p, struct mqp_reason *why)
+{
+	struct alerter__series s;
+	int rc = alerter__get(a, r, p, &s);
+	if (rc)
+		return rc;
+	int64_t w = r->window_s;
+	if (s.exists && p->ts < s.newest - w)
+		return mqp_reason_set(why, "rule %s: timestamp %lld is more than window_s (%lld) before "
+					   "the newest point of %s (%lld): its window is gone",
+				      r->name, (long long)p->ts, (long long)w, p->series,
+				      (long long)s.newest);
+	sqlite3_stmt *st = a->stmt[AS_POINT_ADD];
+	alerter__bind_key(st, r, p);
+	sqlite3_bind_int64(st, 3, p->ts);
+	sqlite3_bind_double(st, 4, p->value);
+	if ((rc = mqp_store_exec(a->store, st)) <= 0)
+		return rc; /* an error, or the same point again: judged the first time */
+
+	struct win_sum window = {0, 0, 0};
+	bool advanced = false;
+	if (!s.exists) {
+		s = (struct alerter__series){.exists = true, .newest = p->ts, .horizon = p->ts - w};
+	} else if (p->ts > s.newest) { /* in order: evict what falls out, the sum is the window */
+		if ((rc = alerter__range(a, r, p, s.horizon, p->ts - w, true, &s.sum)))
+			return rc;
+		s.horizon = p->ts - w;
+		window = s.sum;
+		advanced = true;
+	} else if (p->ts == s.newest) { /* the points before this second */
+		window = alerter__minus(s.sum, s.same);
+	} else if ((rc = alerter__range(a, r, p, p->ts - w, p->ts, false, &window))) {
+		return rc; /* out of order: its own window, summed */
+	}
+
+	bool cooling = s.alerted && r->cooldown_s > 0 && p->ts >= s.last_alert &&
+		       p->ts < s.last_alert + r->cooldown_s;
+	if (!cooling && alert_decide(r, &window, p->value)) {
+		cJSON *ev = alert_event(r, p, &window);
+		char topic[ALERT_SERIES_MAX + 16];
+		snprintf(topic, sizeof(topic), "alerts/%s", p->series);
+		rc = ev ? mqp_emit(ctx, topic, ev) : MQP_ERR_NOMEM;
+		cJSON_Delete(ev);
+		if (rc)
+			return rc;
+		s.alerted = true;
+		s.last_alert = p->ts;
+		mqp_debug("alert", "rule=%s series=%s value=%g average=%g", r->name, p->series,
+			  p->value, win_mean(&window));
+	}
+
+	win_add(&s.sum, p->value);
+	if (advanced) {
+		s.newest = p->ts;
+		s.same = (struct win_sum){0, 0, 0};
+	}
+	if (p->ts == s.newest)
+		win_add(&s.same, p->value);
+	if (advanced) { /* points older than two windows can judge nothing any more */
+		st = a->stmt[AS_PURGE];
+		alerter__bind_key(st, r, p);
+		sqlite3_bind_int64(st, 3, s.newest - 2 * w);
+		if ((rc = mqp_store_exec(a->store, st)) < 0)
+			return rc;
+	}
+	return alerter__put(a, r, p, &s);
+}
+
+static int alerter__handle(void *state, struct mqp_ctx *ctx, const struct mqp_message *msg,
+			   struct mqp_reason *why)
+{
+	struct alerter *a = state;
+	int matched = 0, rc = MQP_OK;
+	for (size_t i = 0; !rc && i < a->n_rules; i++) {
+		const struct alert_rule *r = &a->rules[i];
+		if (!alert_topic_matches(r->filter, msg->topic))
+			continue;
+		matched++;
+		struct alert_point p;
+		struct mqp_reason inner = {""};
+		rc = alert_point_parse(r, msg->topic, msg->payload, msg->len, msg->received_ms / 1000, &p,
+				       &inner);
+		if (rc == MQP_ERR_INPUT)
+			return mqp_reason_set(why, "rule %s: %s", r->name, inner.text);
+		if (!rc && !p.none)
+			rc = alerter__point(a, ctx, r, &p, why);
+	}
+	if (!rc && !matched)
+		return mqp_reason_set(why, "topic '%s' matches no rule", msg->topic);
+	return rc;
+}
+
+/* --rules FILE: more rules, JSON Lines. */
+static int alerter__rules_option(void *ctx, const char *arg, char *err, size_t errlen)
+{
+	struct alerter *a = ctx;
+	static char buf[256 * 1024];
+	size_t n;
+	if (mqp_read_option_file(arg, buf, sizeof(buf), &n, err, errlen))
+		return -1;
+	char why[400];
+	if (alert_rules_load(buf, n, a->rules, &a->n_rules, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: %s", arg, why);
+		return -1;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < a->n_rules; i++) { /* each filter subscribed once */
+		bool seen = false;
+		for (size_t j = 0; j < k; j++)
+			seen = seen || strcmp(a->subscriptions[j], a->rules[i].filter) == 0;
+		if (!seen)
+			a->subscriptions[k++] = a->rules[i].filter;
+	}
+	a->subscriptions[k] = NULL;
+	return 0;
+}
+
+static const struct mqp_extra_option alerter__options[] = {
+	{"rules", 1, "FILE", "more rules, one JSON object per line (see README)",
+	 alerter__rules_option},
+};
+
+int alerter_agent(struct mqp_agent *agent)
+{
+	struct alerter *a = calloc(1, sizeof(*a));
+	if (!a)
+		return MQP_ERR_NOMEM;
+	alert_rule_default(&a->rules[0]);
+	a->n_rules = 1;
+	a->subscriptions[0] = a->rules[0].filter;
+	memset(agent, 0, sizeof(*agent));
+	agent->name = "alerter";
+	agent->subscriptions = a->subscriptions; /* filled in as --rules is read */
+	agent->migrations = alerter__migrations;
+	agent->n_migrations = sizeof(alerter__migrations) / sizeof(alerter__migrations[0]);
+	agent->options = alerter__options;
+	agent->n_options = sizeof(alerter__options) / sizeof(alerter__options[0]);
+	agent->options_ctx = a;
+	agent->init = alerter__init;
+	agent->fini = alerter__fini;
+	agent->handle = alerter__handle;
+	agent->state = a;
+	return MQP_OK;
+}

@@ -1,0 +1,14 @@
+/* mqpipe-alerter: see alerter.c. */
+#include <stdio.h>
+
+#include "alerter.h"
+
+int main(int argc, char **argv)
+{
+	struct mqp_agent agent;
+	if (alerter_agent(&agent)) {
+		fputs("mqpipe-alerter: out of memory\n", stderr);
+		return 1;
+	}
+	return mqp_agent_main(&agent, argc, argv);
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Alerting on metric spikes: a generated series of six metrics (spikes,
+# negative values, exact 3x, points on the hour boundary, long gaps, points
+# out of order, points too late, redeliveries) is published in two halves
+# with the alerter SIGKILLed and restarted between them; every alert must
+# equal an independent calculation from the definition (expect_alerts.awk),
+# and each point too late for its window is a dead letter. Then a rules file:
+# success rates falling below a third of their hour, per module; and a bad
+# rules file is refused at start, naming its line.
+source "$(dirname "$0")/lib.sh"
+it_setup
+subscribe al 'alerts/#'
+subscribe dl 'deadletter/#'
+start_agent alerter mqpipe-alerter -d "$T/alerter.db"
+
+awk -f "$MQPIPE_ROOT/test/integration/gen_metrics.awk" >"$T/points.txt"
+awk -f "$MQPIPE_ROOT/test/integration/expect_alerts.awk" "$T/points.txt" | sort >"$T/want.txt"
+late=$(awk '{ m = $1; ts = $2; sub(/.*"timestamp":/, "", ts); sub(/}.*/, "", ts); ts += 0
+	if ((m in nw) && ts < nw[m] - 3600) { n++; next } if (!(m in nw) || ts > nw[m]) nw[m] = ts }
+	END { print n + 0 }' "$T/points.txt")
+note "$(wc -l <"$T/points.txt") points, $(wc -l <"$T/want.txt") alerts and $late late points expected"
+[ "$(wc -l <"$T/want.txt")" -ge 20 ] && [ "$late" -ge 5 ] || fail "the generated series tests too little"
+
+# publish HALF: each metric's points of that half, in their order.
+publish_half() {
+	local m
+	for m in 0 1 2 3 4 5; do
+		awk -v m="metrics/m$m" -v half="$1" '$1 == m { n++; lines[n] = $0 }
+			END { for (i = 1; i <= n; i++) if ((i <= n / 2) == (half == 1)) { sub(/^[^ ]* /, "", lines[i]); print lines[i] } }' \
+			"$T/points.txt" >"$T/half.txt"
+		[ -s "$T/half.txt" ] && pub_lines "metrics/m$m" "$T/half.txt"
+	done
+	return 0
+}
+publish_half 1
+sleep 0.5
+stop_pid "$AGENT_PID" KILL
+note "SIGKILLed after the first half"
+start_agent alerter mqpipe-alerter -d "$T/alerter.db"
+publish_half 2
+want=$(wc -l <"$T/want.txt")
+wait_for 30 bash -c "[ \$(cut -d' ' -f2- '$T/al.out' | sort -u | wc -l) -ge $want ] && [ \$(wc -l <'$T/dl.out') -ge $late ]" ||
+	note "waited: $(cut -d' ' -f2- "$T/al.out" | sort -u | wc -l) alerts, $(wc -l <"$T/dl.out") dead letters"
+sleep 1
+cut -d' ' -f2- "$T/al.out" | sort -u |
+	jq -r '[.metric, .timestamp, .value, .samples, .average] | @tsv' |
+	awk -F'\t' '{ printf "%s %d %d %d %.6f\n", $1, $2, $3, $4, $5 }' | sort >"$T/got.txt"
+diff "$T/want.txt" "$T/got.txt" >"$T/diff.txt" || fail "alerts differ from the independent calculation:
+$(head -20 "$T/diff.txt")"
+[ "$(grep -c 'its window is gone' "$T/dl.out")" -eq "$late" ] || fail "late points: $(grep -c 'its window is gone' "$T/dl.out") dead letters, want $late"
+grep -m1 '^alerts/' "$T/al.out" | cut -d' ' -f2- | "$MQPIPE_ROOT/scripts/schemas" validate alert || fail "alert schema"
+note "$want alerts equal, $late late points refused"
+
+note "a rules file: success rates falling below a third of their hour, per module"
+cat >"$T/rules.jsonl" <<'RULES'
+# the seed's rule stays; this one watches success_rate per module
+{"name": "rate-drop", "topic": "success_rate", "value": "success_rate", "key": "moduleid", "factor": 0.3333333, "direction": "below"}
+RULES
+stop_pid "$AGENT_PID"
+start_agent alerter mqpipe-alerter -d "$T/alerter.db" --rules "$T/rules.jsonl"
+sr() { echo "{\"moduleid\":\"$1\",\"timestamp\":$2,\"success_rate\":$3,\"received\":1,\"attempts\":1}"; }
+{ sr a 1000 90; sr b 1000 90; sr a 1600 95; sr b 1600 95; sr a 2200 null; sr a 2800 20; sr b 2800 40; } >"$T/sr.txt"
+pub_lines success_rate "$T/sr.txt"
+wait_for 20 log_has "$T/al.out" '^alerts/success_rate/a ' || fail "no rate-drop alert: $(cat "$T/al.out" | tail -3)"
+sleep 0.5
+[ "$(grep -c '^alerts/success_rate/' "$T/al.out")" -eq 1 ] || fail "$(grep '^alerts/success_rate/' "$T/al.out")"
+grep -q '"metric":"success_rate/a","value":20,"average":92.5,' "$T/al.out" || fail "$(grep success_rate/a "$T/al.out")"
+
+note "a bad rules file is refused at start, naming its line"
+printf '{"name":"x","topic":"metrics/#"}\n\n{"name":"y","topic":"a/#/b"}\n' >"$T/bad.jsonl"
+set +e
+"$BIN/mqpipe-alerter" -d "$T/other.db" --rules "$T/bad.jsonl" 2>"$T/bad.err"
+rc=$?
+set -e
+[ "$rc" -eq 64 ] || fail "exit $rc"
+grep -q "bad.jsonl: line 3: 'topic' is not a valid MQTT topic filter" "$T/bad.err" || fail "$(cat "$T/bad.err")"
+echo "ok"
