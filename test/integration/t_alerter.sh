@@ -4,7 +4,8 @@
 # out of order, points too late, redeliveries) is published in two halves
 # with the alerter SIGKILLed and restarted between them; every alert must
 # equal an independent calculation from the definition (expect_alerts.awk),
-# and each point too late for its window is a dead letter. Then a rules file:
+# and each point too late for its window is a dead letter; replayed slowly
+# into a fresh alerter, the same alerts come. Then a rules file:
 # success rates falling below a third of their hour, per module; and a bad
 # rules file is refused at start, naming its line.
 source "$(dirname "$0")/lib.sh"
@@ -37,6 +38,7 @@ sleep 0.5
 stop_pid "$AGENT_PID" KILL
 note "SIGKILLed after the first half"
 start_agent alerter mqpipe-alerter -d "$T/alerter.db"
+ALERTER_PID=$AGENT_PID
 publish_half 2
 want=$(wc -l <"$T/want.txt")
 wait_for 30 bash -c "[ \$(cut -d' ' -f2- '$T/al.out' | sort -u | wc -l) -ge $want ] && [ \$(wc -l <'$T/dl.out') -ge $late ]" ||
@@ -51,12 +53,27 @@ $(head -20 "$T/diff.txt")"
 grep -m1 '^alerts/' "$T/al.out" | cut -d' ' -f2- | "$MQPIPE_ROOT/scripts/schemas" validate alert || fail "alert schema"
 note "$want alerts equal, $late late points refused"
 
+note "the same series replayed slowly into a fresh alerter gives the same alerts"
+start_agent alerter-slow mqpipe-alerter -i it-alerter-slow -p slow -d "$T/slow.db"
+subscribe slow 'slow/alerts/#'
+for m in 0 1 2 3 4 5; do
+	awk -v m="metrics/m$m" '$1 == m { sub(/^[^ ]* /, ""); print }' "$T/points.txt" |
+		while IFS= read -r line; do printf '%s\n' "$line"; sleep 0.001; done |
+		mosquitto_pub -p "$BROKER_PORT" -q 1 -t "slow/metrics/m$m" -l
+done
+wait_for 30 bash -c "[ \$(cut -d' ' -f2- '$T/slow.out' | sort -u | wc -l) -ge $want ]" || true
+sleep 0.5
+cut -d' ' -f2- "$T/slow.out" | sort -u |
+	jq -r '[.metric, .timestamp, .value, .samples, .average] | @tsv' |
+	awk -F'\t' '{ printf "%s %d %d %d %.6f\n", $1, $2, $3, $4, $5 }' | sort >"$T/slow.txt"
+diff "$T/want.txt" "$T/slow.txt" >"$T/diff.txt" || fail "the slow replay differs: $(head -10 "$T/diff.txt")"
+
 note "a rules file: success rates falling below a third of their hour, per module"
 cat >"$T/rules.jsonl" <<'RULES'
 # the seed's rule stays; this one watches success_rate per module
 {"name": "rate-drop", "topic": "success_rate", "value": "success_rate", "key": "moduleid", "factor": 0.3333333, "direction": "below"}
 RULES
-stop_pid "$AGENT_PID"
+stop_pid "$ALERTER_PID"
 start_agent alerter mqpipe-alerter -d "$T/alerter.db" --rules "$T/rules.jsonl"
 sr() { echo "{\"moduleid\":\"$1\",\"timestamp\":$2,\"success_rate\":$3,\"received\":1,\"attempts\":1}"; }
 { sr a 1000 90; sr b 1000 90; sr a 1600 95; sr b 1600 95; sr a 2200 null; sr a 2800 20; sr b 2800 40; } >"$T/sr.txt"
