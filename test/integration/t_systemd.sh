@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The systemd units: every unit (the worker template as an instance) passes
+# systemd-analyze verify without a word, each is Type=notify with a watchdog,
+# a restart policy, a state directory and the hardening options; and
+# cmake --install puts binaries, units, the broker configuration, schemas and
+# the README where Debian expects them. (t_counter_notify checks READY,
+# WATCHDOG and STOPPING over a real NOTIFY_SOCKET.)
+source "$(dirname "$0")/lib.sh"
+T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+BUILD=$(cd "$BIN/.." && pwd)
+command -v systemd-analyze >/dev/null || fail "systemd-analyze is missing (apt-get install systemd)"
+
+units=("$BUILD"/systemd-build/*.service)
+[ "${#units[@]}" -eq 6 ] || fail "expected 6 units, found ${#units[@]}"
+mkdir "$T/units"
+for u in "${units[@]}"; do
+	name=$(basename "$u")
+	[ "$name" = "mqpipe-worker@.service" ] && name="mqpipe-worker@1.service"
+	cp "$u" "$T/units/$name"
+	for key in Type=notify WatchdogSec= Restart=on-failure StateDirectory= DynamicUser=yes \
+		NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
+		RestrictAddressFamilies= SystemCallFilter=@system-service CapabilityBoundingSet=; do
+		grep -q "^$key" "$u" || fail "$(basename "$u") lacks $key"
+	done
+done
+# SYSTEMD_LOG_LEVEL=warning: a warning (an unknown key, a missing binary)
+# is printed and must fail the test, though verify exits 0 for some.
+out=$(cd "$T/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify ./*.service 2>&1) ||
+	fail "systemd-analyze verify: $out"
+[ -z "$out" ] || fail "systemd-analyze verify warned: $out"
+note "6 units verified"
+
+DESTDIR="$T/root" cmake --install "$BUILD" >"$T/install.log" || fail "cmake --install: $(tail -3 "$T/install.log")"
+prefix=$(grep -m1 '^CMAKE_INSTALL_PREFIX:' "$BUILD/CMakeCache.txt" | cut -d= -f2)
+for f in bin/mqpipe-counter bin/mqpipe-dispatcher bin/mqpipe-worker bin/mqpipe-aggregator \
+	bin/mqpipe-ingest bin/mqpipe-alerter lib/systemd/system/mqpipe-counter.service \
+	lib/systemd/system/mqpipe-worker@.service share/mqpipe/schemas/success_rate.schema.json \
+	share/doc/mqpipe/README.md; do
+	[ -e "$T/root$prefix/$f" ] || fail "cmake --install did not install $prefix/$f"
+done
+conf=$( [ "$prefix" = /usr ] && echo /etc || echo "$prefix/etc")
+[ -e "$T/root$conf/mqpipe/mosquitto.conf" ] || fail "no $conf/mqpipe/mosquitto.conf"
+grep -q "^ExecStart=$prefix/bin/mqpipe-counter" "$T/root$prefix/lib/systemd/system/mqpipe-counter.service" ||
+	fail "the installed unit does not start $prefix/bin/mqpipe-counter"
+echo "ok"
