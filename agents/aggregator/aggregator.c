@@ -427,11 +427,11 @@ static int aggregator__retain_option(void *ctx, const char *arg, char *err, size
 
 static const struct mqp_extra_option aggregator__options[] = {
 	{"mode", 1, "MODE", "fan-in mode: classic, eager or future (default future)",
-	 aggregator__mode_option},
-	{"setup-ms", 1, "N", "start-up cost per request, ms (default 0)", aggregator__setup_option},
-	{"poll-ms", 1, "N", "eager mode's polling period, ms (default 100)", aggregator__poll_option},
+	 aggregator__mode_option, 0},
+	{"setup-ms", 1, "N", "start-up cost per request, ms (default 0)", aggregator__setup_option, 0},
+	{"poll-ms", 1, "N", "eager mode's polling period, ms (default 100)", aggregator__poll_option, 0},
 	{"retain-jobs", 1, "DURATION", "remember finished requests this long (default 24h)",
-	 aggregator__retain_option},
+	 aggregator__retain_option, 0},
 };
 
 int aggregator_agent(struct mqp_agent *agent)

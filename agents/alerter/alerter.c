@@ -282,7 +282,7 @@ static int alerter__rules_option(void *ctx, const char *arg, char *err, size_t e
 
 static const struct mqp_extra_option alerter__options[] = {
 	{"rules", 1, "FILE", "more rules, one JSON object per line (see README)",
-	 alerter__rules_option},
+	 alerter__rules_option, 0},
 };
 
 int alerter_agent(struct mqp_agent *agent)

@@ -313,7 +313,7 @@ static int counter__retain_option(void *ctx, const char *arg, char *err, size_t 
 
 static const struct mqp_extra_option counter__options[] = {
 	{"retain-jobs", 1, "DURATION", "keep finished jobs this long, then purge them (default 24h)",
-	 counter__retain_option},
+	 counter__retain_option, 0},
 };
 
 int counter_agent(struct mqp_agent *agent)

@@ -104,7 +104,10 @@ static void options__usage(FILE *out, const char *agent, const struct mqp_extra_
 		char left[64];
 		snprintf(left, sizeof(left), "--%s%s%s", extra[i].name, extra[i].has_arg ? " " : "",
 			 extra[i].has_arg ? extra[i].arg_name : "");
-		fprintf(out, "      %-20s  %s\n", left, extra[i].help);
+		if (extra[i].short_name)
+			fprintf(out, "  -%c, %-20s  %s\n", extra[i].short_name, left, extra[i].help);
+		else
+			fprintf(out, "      %-20s  %s\n", left, extra[i].help);
 	}
 	fprintf(out, "  -h, --help                this help\n"
 		     "  -V, --version             print the version\n");
@@ -158,7 +161,9 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 					char **argv, const struct mqp_extra_option *extra,
 					size_t n_extra, void *extra_ctx, FILE *out, FILE *err)
 {
+	int max_args = opts->max_args;
 	options__defaults(opts, agent);
+	opts->max_args = max_args;
 	struct option longopts[OPTIONS__N_COMMON + 32 + 1];
 	if (n_extra > 32)
 		n_extra = 32;
@@ -174,7 +179,20 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 	int c, db_given = 0;
 	optind = 1;
 	opterr = 0; /* we print our own one-line errors */
-	while ((c = getopt_long(argc, argv, ":b:i:d:p:u:l:hV", longopts, NULL)) != -1) {
+	char shorts[64 + 2 * 32] = ":b:i:d:p:u:l:hV";
+	for (size_t i = 0; i < n_extra; i++) {
+		if (extra[i].short_name) {
+			size_t n = strlen(shorts);
+			shorts[n++] = extra[i].short_name;
+			if (extra[i].has_arg)
+				shorts[n++] = ':';
+			shorts[n] = '\0';
+		}
+	}
+	while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
+		for (size_t i = 0; i < n_extra; i++) /* a one-letter extra: as its long form */
+			if (extra[i].short_name && c == extra[i].short_name)
+				c = OPT_EXTRA_BASE + (int)i;
 		int bad = 0;
 		switch (c) {
 		case 'b':
@@ -296,10 +314,13 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 			return MQP_PARSE_USAGE;
 		}
 	}
-	if (optind < argc) {
-		fprintf(err, "mqpipe-%s: unexpected argument '%s' (see --help)\n", agent, argv[optind]);
+	if (argc - optind > opts->max_args) {
+		fprintf(err, "mqpipe-%s: unexpected argument '%s' (see --help)\n", agent,
+			argv[optind + opts->max_args]);
 		return MQP_PARSE_USAGE;
 	}
+	opts->args = argv + optind;
+	opts->n_args = argc - optind;
 	/* Several workers on one host each need their own store and inbox. */
 	if (!db_given && strcmp(agent, "worker") == 0)
 		options__default_db(opts, opts->client_id);

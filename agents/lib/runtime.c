@@ -148,29 +148,6 @@ static void runtime__ids_take(struct runtime *rt, struct runtime__ids *shared,
 
 /* ---- dead letters -------------------------------------------------------- */
 
-/* Base64 (RFC 4648) by hand: cJSON has none and a dozen lines beat linking
- * OpenSSL's BIO chain for it. Returns a malloc'ed string or NULL. */
-static char *runtime__base64(const unsigned char *p, size_t n)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc(4 * ((n + 2) / 3) + 1), *o = out;
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		*o++ = tab[(v >> 18) & 63];
-		*o++ = tab[(v >> 12) & 63];
-		*o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-		*o++ = i + 2 < n ? tab[v & 63] : '=';
-	}
-	*o = '\0';
-	return out;
-}
 
 cJSON *mqp_deadletter_event(const char *agent, const char *topic, const char *reason,
 			    const void *payload, size_t len, int64_t received_ms)
@@ -191,7 +168,7 @@ cJSON *mqp_deadletter_event(const char *agent, const char *topic, const char *re
 			free(text);
 		}
 	} else if (ok) {
-		char *b64 = runtime__base64(payload, len);
+		char *b64 = mqp_base64_encode(payload, len);
 		ok = b64 && cJSON_AddStringToObject(o, "payload_b64", b64);
 		free(b64);
 	}

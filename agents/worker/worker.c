@@ -293,13 +293,13 @@ static int worker__profile_option(void *ctx, const char *arg, char *err, size_t 
 }
 
 static const struct mqp_extra_option worker__options[] = {
-	{"concurrency", 1, "N", "cases worked on at once (default 64)", worker__concurrency_option},
+	{"concurrency", 1, "N", "cases worked on at once (default 64)", worker__concurrency_option, 0},
 	{"work-ms", 1, "MIN[-MAX]", "simulated work per job case, uniform (default 0)",
-	 worker__work_ms_option},
+	 worker__work_ms_option, 0},
 	{"latency-scale", 1, "F", "multiply the dashboard sources' latencies (default 1)",
-	 worker__scale_option},
+	 worker__scale_option, 0},
 	{"profile", 1, "FILE", "dashboard source latencies, JSON {\"sales\":[100,400],…}",
-	 worker__profile_option},
+	 worker__profile_option, 0},
 };
 
 int worker_agent(struct mqp_agent *agent)

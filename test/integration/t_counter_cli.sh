@@ -37,7 +37,9 @@ mosquitto -c "$T/broker/mosquitto.conf" >/dev/null 2>&1 &
 BROKER_PID=$!
 BROKER_PORT=$port
 BROKER_URI=tcp://127.0.0.1:$port
-wait_for 40 log_has "$T/counter.log" "event=online" || fail "did not come online once the broker was up"
+wait_for 20 port_in_use "$port" || fail "the broker did not start on port $port"
+wait_for 60 log_has "$T/counter.log" "event=online" ||
+	fail "did not come online once the broker was up: $(tail -n 5 "$T/counter.log")"
 
 note "retained status online with pid and version"
 status=$(mosquitto_sub -p $port -t mqpipe/status/mqpipe-counter -C 1 -W 5)

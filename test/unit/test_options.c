@@ -40,7 +40,7 @@ TestSuite(options, .init = setup, .fini = teardown);
 
 Test(options, defaults_follow_the_spec)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	char *argv[] = {"mqpipe-counter", NULL};
 	cr_assert_eq(mqp_options_parse(&o, "counter", 1, argv, NULL, 0, NULL, out, err), MQP_PARSE_RUN);
 	cr_assert_str_eq(o.broker, "tcp://127.0.0.1:1883");
@@ -55,7 +55,7 @@ Test(options, environment_supplies_broker_and_state_directory)
 {
 	setenv("MQPIPE_BROKER", "tcp://10.0.0.1:1999", 1);
 	setenv("STATE_DIRECTORY", "/var/lib/mqpipe:/var/lib/other", 1);
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	char *argv[] = {"mqpipe-counter", NULL};
 	cr_assert_eq(mqp_options_parse(&o, "counter", 1, argv, NULL, 0, NULL, out, err), MQP_PARSE_RUN);
 	cr_assert_str_eq(o.broker, "tcp://10.0.0.1:1999");
@@ -64,7 +64,7 @@ Test(options, environment_supplies_broker_and_state_directory)
 
 Test(options, flags_override_defaults)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	cr_assert_eq(PARSE(&o, "-b", "ws://h:9001", "--client-id", "c2", "-d", "/tmp/x.db", "-p",
 			   "site/a/", "-l", "debug", "--log-format", "json"),
 		     MQP_PARSE_RUN);
@@ -85,55 +85,55 @@ static void usage_error(enum mqp_parse_result r, const char *part)
 
 Test(options, an_unknown_flag_is_a_one_line_usage_error)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	usage_error(PARSE(&o, "--frobnicate"), "unknown option '--frobnicate'");
 }
 
 Test(options, a_missing_argument_is_a_usage_error)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	usage_error(PARSE(&o, "--broker"), "needs an argument");
 }
 
 Test(options, a_bad_broker_uri_is_a_usage_error)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	usage_error(PARSE(&o, "-b", "localhost:1883"), "--broker 'localhost:1883'");
 }
 
 Test(options, a_bad_log_level_is_a_usage_error)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	usage_error(PARSE(&o, "-l", "loud"), "--log-level 'loud'");
 }
 
 Test(options, a_wildcard_prefix_is_a_usage_error)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	usage_error(PARSE(&o, "--prefix", "a/#"), "--prefix");
 }
 
 Test(options, a_client_id_with_topic_syntax_is_a_usage_error)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	usage_error(PARSE(&o, "-i", "a/b"), "--client-id 'a/b'");
 }
 
 Test(options, a_missing_password_file_is_a_usage_error)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	usage_error(PARSE(&o, "--password-file", "/nonexistent/pw"), "--password-file");
 }
 
 Test(options, a_positional_argument_is_a_usage_error)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	usage_error(PARSE(&o, "extra"), "unexpected argument 'extra'");
 }
 
 Test(options, help_and_version_print_and_exit_zero)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	cr_assert_eq(PARSE(&o, "--help"), MQP_PARSE_EXIT_OK);
 	cr_assert(strstr(out_buf, "--broker URI"));
 	cr_assert_eq(PARSE(&o, "-V"), MQP_PARSE_EXIT_OK);
@@ -155,11 +155,22 @@ static int take_n(void *ctx, const char *arg, char *errbuf, size_t errlen)
 
 Test(options, agent_flags_are_parsed_with_the_common_ones)
 {
-	struct mqp_extra_option x[] = {{"n", 1, "N", "a number", take_n}};
-	struct mqp_options o;
+	struct mqp_extra_option x[] = {{"n", 1, "N", "a number", take_n, 'n'}};
+	struct mqp_options o = {0};
 	char *ok[] = {"mqpipe-counter", "--n", "7", "-l", "warn", NULL};
 	cr_assert_eq(mqp_options_parse(&o, "counter", 5, ok, x, 1, NULL, out, err), MQP_PARSE_RUN);
 	cr_assert_eq(seen_n, 7);
+	seen_n = 0;
+	char *short_form[] = {"mqpipe-counter", "-n", "8", NULL};
+	cr_assert_eq(mqp_options_parse(&o, "counter", 3, short_form, x, 1, NULL, out, err), MQP_PARSE_RUN);
+	cr_assert_eq(seen_n, 8, "an extra flag's one-letter form works too");
+	char *operand[] = {"mqpipe-counter", "file", NULL};
+	cr_assert_eq(mqp_options_parse(&o, "counter", 2, operand, x, 1, NULL, out, err), MQP_PARSE_USAGE,
+		     "an operand is refused unless max_args allows it");
+	o.max_args = 1;
+	cr_assert_eq(mqp_options_parse(&o, "counter", 2, operand, x, 1, NULL, out, err), MQP_PARSE_RUN);
+	cr_assert(o.n_args == 1 && strcmp(o.args[0], "file") == 0);
+	o.max_args = 0;
 	char *bad[] = {"mqpipe-counter", "--n", "70", NULL};
 	cr_assert_eq(mqp_options_parse(&o, "counter", 3, bad, x, 1, NULL, out, err), MQP_PARSE_USAGE);
 	fflush(err);
@@ -168,7 +179,7 @@ Test(options, agent_flags_are_parsed_with_the_common_ones)
 
 Test(options, topics_get_the_prefix)
 {
-	struct mqp_options o;
+	struct mqp_options o = {0};
 	char buf[64];
 	cr_assert_eq(PARSE(&o, "-p", "ns"), MQP_PARSE_RUN);
 	cr_assert_eq(mqp_options_topic(&o, "success_rate", buf, sizeof(buf)), 0);

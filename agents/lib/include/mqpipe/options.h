@@ -24,6 +24,9 @@ struct mqp_options {
 	enum mqp_log_format log_format;
 	int metrics_interval_s;
 	int sync_full;              /* --sync full: fsync each inbox write */
+	int max_args;               /* operands allowed after the flags (tools: a file) */
+	char **args;                /* the operands, when max_args > 0 */
+	int n_args;
 };
 
 /* An agent-specific flag. `handle` gets the agent's context and the argument
@@ -35,6 +38,7 @@ struct mqp_extra_option {
 	const char *arg_name;       /* for --help: "N", "FILE" */
 	const char *help;
 	int (*handle)(void *ctx, const char *arg, char *err, size_t errlen);
+	char short_name;            /* a one-letter form (tools: -t, -o), or 0 */
 };
 
 /* Outcome of mqp_options_parse. */
@@ -45,6 +49,8 @@ enum mqp_parse_result {
 };
 
 /* Parses argv into *opts (defaults from SPEC, $MQPIPE_BROKER, $STATE_DIRECTORY).
+ * Operands are a usage error unless opts->max_args, set before the call,
+ * allows that many (then they are in opts->args).
  * Help and version go to `out`; a usage error is one line on `err`. */
 enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *agent, int argc,
 					char **argv, const struct mqp_extra_option *extra,

@@ -1,0 +1,215 @@
+/* The tools' MQTT client: see client.h. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "mqpipe/net.h"
+
+struct tool_client {
+	MQTTAsync client;
+	const struct mqp_options *opts;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int connected, subscribed;
+	long sent, acked, failed;
+	MQTTAsync_SSLOptions ssl;
+};
+
+static void client__deadline(struct timespec *t, int secs)
+{
+	clock_gettime(CLOCK_REALTIME, t);
+	t->tv_sec += secs;
+}
+
+static void client__signal(struct tool_client *c, int *flag, long *count)
+{
+	pthread_mutex_lock(&c->lock);
+	if (flag)
+		*flag = 1;
+	if (count)
+		(*count)++;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void client__on_connected(void *ctx, char *cause)
+{
+	(void)cause;
+	struct tool_client *c = ctx;
+	mqp_net_nodelay_to(c->opts->broker, NULL); /* Paho never sets it: ~40 ms a hop without */
+	client__signal(c, &c->connected, NULL);
+}
+
+static void client__on_sent(void *ctx, MQTTAsync_successData5 *r)
+{
+	(void)r;
+	struct tool_client *c = ctx;
+	client__signal(c, NULL, &c->acked);
+}
+
+static void client__on_send_failed(void *ctx, MQTTAsync_failureData5 *r)
+{
+	struct tool_client *c = ctx;
+	fprintf(stderr, "publish failed: code %d\n", r ? r->code : 0);
+	client__signal(c, NULL, &c->failed);
+}
+
+static void client__on_subscribed(void *ctx, MQTTAsync_successData5 *r)
+{
+	(void)r;
+	struct tool_client *c = ctx;
+	client__signal(c, &c->subscribed, NULL);
+}
+
+struct tool_client *tool_connect(const struct mqp_options *opts, const char *name,
+				 MQTTAsync_messageArrived *arrived, void *ctx, int timeout_s)
+{
+	struct tool_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->opts = opts;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	char id[160];
+	snprintf(id, sizeof(id), "%s-%d", name, (int)getpid());
+	MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
+	cro.maxBufferedMessages = 1 << 20;
+	if (MQTTAsync_createWithOptions(&c->client, opts->broker, id, MQTTCLIENT_PERSISTENCE_NONE,
+					NULL, &cro) != MQTTASYNC_SUCCESS) {
+		fprintf(stderr, "%s: cannot use broker '%s'\n", name, opts->broker);
+		free(c);
+		return NULL;
+	}
+	MQTTAsync_setCallbacks(c->client, ctx, NULL, arrived, NULL);
+	MQTTAsync_setConnected(c->client, c, client__on_connected);
+	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
+	co.cleanstart = 1;
+	co.maxInflight = 65535;
+	co.automaticReconnect = 1;
+	co.connectTimeout = 5;
+	if (opts->has_username)
+		co.username = opts->username;
+	if (opts->has_password)
+		co.password = opts->password;
+	if (strncmp(opts->broker, "ssl://", 6) == 0 || strncmp(opts->broker, "mqtts://", 8) == 0 ||
+	    strncmp(opts->broker, "wss://", 6) == 0) {
+		MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+		c->ssl = ssl;
+		c->ssl.trustStore = opts->cafile[0] ? opts->cafile : NULL;
+		c->ssl.keyStore = opts->cert[0] ? opts->cert : NULL;
+		c->ssl.privateKey = opts->key[0] ? opts->key : NULL;
+		co.ssl = &c->ssl;
+	}
+	if (MQTTAsync_connect(c->client, &co) != MQTTASYNC_SUCCESS) {
+		fprintf(stderr, "%s: cannot connect to %s\n", name, opts->broker);
+		tool_close(c);
+		return NULL;
+	}
+	struct timespec until;
+	client__deadline(&until, timeout_s);
+	pthread_mutex_lock(&c->lock);
+	while (!c->connected && pthread_cond_timedwait(&c->cond, &c->lock, &until) == 0)
+		;
+	int up = c->connected;
+	pthread_mutex_unlock(&c->lock);
+	if (!up) {
+		fprintf(stderr, "%s: no connection to %s within %d s\n", name, opts->broker, timeout_s);
+		tool_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+MQTTAsync tool_handle(struct tool_client *c)
+{
+	return c->client;
+}
+
+int tool_subscribe(struct tool_client *c, char *const *filters, int n)
+{
+	int qos[64];
+	for (int i = 0; i < n && i < 64; i++)
+		qos[i] = 1;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	ro.onSuccess5 = client__on_subscribed;
+	ro.context = c;
+	if (n > 64 || MQTTAsync_subscribeMany(c->client, n, filters, qos, &ro) != MQTTASYNC_SUCCESS)
+		return -1;
+	struct timespec until;
+	client__deadline(&until, 10);
+	pthread_mutex_lock(&c->lock);
+	while (!c->subscribed && pthread_cond_timedwait(&c->cond, &c->lock, &until) == 0)
+		;
+	int ok = c->subscribed;
+	pthread_mutex_unlock(&c->lock);
+	return ok ? 0 : -1;
+}
+
+int tool_publish(struct tool_client *c, const char *topic, MQTTAsync_message *m, long window)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->sent - c->acked - c->failed >= window)
+		pthread_cond_wait(&c->cond, &c->lock);
+	c->sent++;
+	pthread_mutex_unlock(&c->lock);
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	ro.onSuccess5 = client__on_sent;
+	ro.onFailure5 = client__on_send_failed;
+	ro.context = c;
+	int rc;
+	for (int tries = 0; (rc = MQTTAsync_sendMessage(c->client, topic, m, &ro)) != MQTTASYNC_SUCCESS;
+	     tries++) {
+		if (tries > 10000) { /* ten seconds of refusals: the broker is gone */
+			fprintf(stderr, "publish to %s refused: code %d\n", topic, rc);
+			client__signal(c, NULL, &c->failed);
+			return -1;
+		}
+		usleep(1000);
+	}
+	return 0;
+}
+
+long tool_drain(struct tool_client *c, int timeout_s)
+{
+	struct timespec until;
+	client__deadline(&until, timeout_s);
+	pthread_mutex_lock(&c->lock);
+	while (c->sent - c->acked - c->failed > 0 &&
+	       pthread_cond_timedwait(&c->cond, &c->lock, &until) == 0)
+		;
+	long left = c->sent - c->acked - c->failed;
+	pthread_mutex_unlock(&c->lock);
+	return left;
+}
+
+long tool_acked(struct tool_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	long n = c->acked;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+long tool_failed(struct tool_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	long n = c->failed;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+void tool_close(struct tool_client *c)
+{
+	if (!c)
+		return;
+	MQTTAsync_disconnectOptions dc = MQTTAsync_disconnectOptions_initializer5;
+	if (MQTTAsync_isConnected(c->client))
+		MQTTAsync_disconnect(c->client, &dc);
+	usleep(50000);
+	MQTTAsync_destroy(&c->client);
+	free(c);
+}

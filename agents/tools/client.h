@@ -1,0 +1,38 @@
+/* The MQTT client the tools share (record, replay): an MQTT 5 connection
+ * from the common flags (broker, credentials, TLS) with a clean session,
+ * TCP_NODELAY, and a blocking wait for the connection and for every
+ * acknowledgement. Agents use the runtime instead. */
+#ifndef MQPIPE_CLIENT_H
+#define MQPIPE_CLIENT_H
+
+#include <MQTTAsync.h>
+#include "mqpipe/options.h"
+
+struct tool_client;
+
+/* Connects (retrying for up to timeout_s) with arrived as the message
+ * callback (NULL for none; same contract as Paho's, ctx passed through).
+ * Returns a client or NULL after printing why. */
+struct tool_client *tool_connect(const struct mqp_options *opts, const char *name,
+				 MQTTAsync_messageArrived *arrived, void *ctx, int timeout_s);
+
+MQTTAsync tool_handle(struct tool_client *c);
+
+/* Subscribes at QoS 1 and waits for the SUBACK. Returns 0 or -1. */
+int tool_subscribe(struct tool_client *c, char *const *filters, int n);
+
+/* Publishes; acknowledgements are counted. Blocks while more than window
+ * messages await theirs. Returns 0 or -1 (printed). */
+int tool_publish(struct tool_client *c, const char *topic, MQTTAsync_message *m, long window);
+
+/* Waits until every publish is acknowledged (at most timeout_s). Returns the
+ * number still unacknowledged. */
+long tool_drain(struct tool_client *c, int timeout_s);
+
+/* Publishes acknowledged, and refused, so far. */
+long tool_acked(struct tool_client *c);
+long tool_failed(struct tool_client *c);
+
+void tool_close(struct tool_client *c);
+
+#endif

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Traces: mqpipe-record writes what it sees (payloads as text or base64,
+# MQTT 5 properties kept); mqpipe-replay of that file into a prefix gives the
+# same messages in the same order, properties included (recorded again and
+# compared); a recorder SIGKILLed mid-stream leaves only whole lines;
+# mosquitto_sub -F %J output and mqtt-recorder CSV replay too, a malformed
+# line reported with its number and skipped; bad flags exit 64.
+source "$(dirname "$0")/lib.sh"
+it_setup
+# Backgrounded recorders run the binary itself, so $! is its PID.
+REC=("$BIN/mqpipe-record" -b "$BROKER_URI")
+replay() { "$BIN/mqpipe-replay" -b "$BROKER_URI" "$@"; }
+
+note "record 200 messages, with binary payloads and properties"
+"${REC[@]}" -t 'src/#' -o "$T/trace.jsonl" --count 200 2>"$T/rec.err" &
+RP=$!
+PIDS+=("$RP")
+wait_for 20 log_has "$T/rec.err" recording || fail "the recorder did not start: $(cat "$T/rec.err")"
+seq 1 150 | awk '{ printf "{\"n\":%d}\n", $1 }' | mosquitto_pub -p "$BROKER_PORT" -q 1 -t src/json -l
+for i in $(seq 1 25); do printf '\x00bin%d\xff' "$i" | mosquitto_pub -p "$BROKER_PORT" -q 1 -t src/bin -s; done
+for i in $(seq 1 25); do
+	mosquitto_pub -p "$BROKER_PORT" -q 1 -t src/rr -m "req $i" -D publish response-topic "replies/$i" \
+		-D publish correlation-data "c-$i" -D publish user-property who it
+done
+wait_for 30 bash -c "! kill -0 $RP 2>/dev/null" || fail "the recorder did not stop after --count"
+[ "$(wc -l <"$T/trace.jsonl")" -eq 200 ] || fail "recorded $(wc -l <"$T/trace.jsonl")"
+jq -e -s 'map(select(.topic == "src/bin")) | length == 25 and all(has("payload_b64"))' "$T/trace.jsonl" >/dev/null || fail "binary payloads"
+jq -e -s 'map(select(.topic == "src/rr")) | all(.properties.response_topic != null and .properties.correlation_data != null and .properties.user == [["who","it"]])' \
+	"$T/trace.jsonl" >/dev/null || fail "properties not kept: $(grep src/rr "$T/trace.jsonl" | head -1)"
+jq -e -s '[.[].t] | . == sort' "$T/trace.jsonl" >/dev/null || fail "t does not rise"
+
+note "replayed into a prefix, at 20x, and recorded again: the same messages"
+"${REC[@]}" -t 'copy/#' -o "$T/copy.jsonl" --count 200 2>"$T/rec2.err" &
+RP=$!
+PIDS+=("$RP")
+wait_for 20 log_has "$T/rec2.err" recording || fail "the second recorder did not start"
+replay -p copy --speed 20 "$T/trace.jsonl" 2>"$T/replay.err" || fail "replay: $(cat "$T/replay.err")"
+grep -q "200 messages sent .* 200 acknowledged, 0 refused, 0 unanswered, 0 lines skipped" "$T/replay.err" || fail "$(cat "$T/replay.err")"
+wait_for 30 bash -c "! kill -0 $RP 2>/dev/null" || fail "the copy was not complete: $(wc -l <"$T/copy.jsonl")"
+strip() { jq -c 'del(.t) | .topic |= sub("^copy/"; "")' "$1"; }
+diff <(strip "$T/trace.jsonl") <(strip "$T/copy.jsonl") >"$T/diff" || fail "the replay differs: $(head -5 "$T/diff")"
+
+note "a recorder killed mid-stream leaves only whole lines"
+"${REC[@]}" -t 'big/#' -o "$T/killed.jsonl" 2>/dev/null &
+RP=$!
+PIDS+=("$RP")
+sleep 0.5
+seq 1 20000 | mosquitto_pub -p "$BROKER_PORT" -q 1 -t big/x -l &
+PIDS+=($!)
+wait_for 20 bash -c "[ \$(wc -l <'$T/killed.jsonl') -ge 1000 ]" || fail "nothing recorded"
+kill -KILL "$RP"
+wait_for 20 bash -c "! kill -0 $RP 2>/dev/null" || fail "the recorder outlived SIGKILL"
+n=$(wc -l <"$T/killed.jsonl")
+jq -c . "$T/killed.jsonl" >/dev/null || fail "a line of the killed recorder's file does not parse"
+[ "$(tail -c 1 "$T/killed.jsonl" | od -An -c | tr -d ' ')" = '\n' ] || fail "the last line is cut"
+note "killed after $n lines, all whole"
+
+note "foreign formats, with a malformed line reported and skipped"
+subscribe foreign 'x/#'
+printf '%s\n' \
+	'{"tst":"2026-11-21T18:04:13.147312Z+0000","topic":"x/sub","qos":1,"retain":0,"payloadlen":7,"payload":{"v":1}}' \
+	'this is not a trace line' \
+	'{"tst":"2026-11-21T18:04:13.247312Z+0000","topic":"x/sub","qos":0,"retain":0,"payloadlen":3,"payload":"abc"}' >"$T/sub.txt"
+replay --fast "$T/sub.txt" 2>"$T/sub.err" || fail "$(cat "$T/sub.err")"
+grep -q "sub.txt:2: not a JSON object, skipped" "$T/sub.err" || fail "$(cat "$T/sub.err")"
+printf '%s\n' 'topic,payload,qos,retain,time_now,time_delta' 'x/rec,"hello, ""world""",1,False,1700000000.5,0' \
+	'x/rec,only,three' 'x/rec,"{""a"":1}",1,False,1700000000.75,0.25' >"$T/rec.csv"
+replay --rate 100 "$T/rec.csv" 2>"$T/csv.err" || fail "$(cat "$T/csv.err")"
+grep -q "rec.csv:3: expected 6 CSV fields" "$T/csv.err" || fail "$(cat "$T/csv.err")"
+wait_for 20 bash -c "[ \$(wc -l <'$T/foreign.out') -ge 4 ]" || fail "foreign: $(cat "$T/foreign.out")"
+[ "$(cat "$T/foreign.out")" = 'x/sub {"v":1}
+x/sub abc
+x/rec hello, "world"
+x/rec {"a":1}' ] || fail "foreign replays: $(cat "$T/foreign.out")"
+
+note "bad flags"
+for args in "--speed 0 $T/sub.txt" "--fast --rate 5 $T/sub.txt" "--qos 3 $T/sub.txt" "" "a b"; do
+	set +e
+	# shellcheck disable=SC2086
+	"$BIN/mqpipe-replay" $args 2>/dev/null
+	rc=$?
+	set -e
+	[ "$rc" -eq 64 ] || fail "mqpipe-replay $args: exit $rc"
+done
+set +e
+"$BIN/mqpipe-record" -o "$T/x.jsonl" 2>/dev/null
+rc=$?
+set -e
+[ "$rc" -eq 64 ] || fail "mqpipe-record without -t: exit $rc"
+echo "ok"
