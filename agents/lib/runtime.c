@@ -148,7 +148,6 @@ static void runtime__ids_take(struct runtime *rt, struct runtime__ids *shared,
 
 /* ---- dead letters -------------------------------------------------------- */
 
-
 cJSON *mqp_deadletter_event(const char *agent, const char *topic, const char *reason,
 			    const void *payload, size_t len, int64_t received_ms)
 {
@@ -621,7 +620,12 @@ static int runtime__on_message(void *context, char *topic, int topic_len, MQTTAs
 	/* An MQTT 5 request: keep where and with what the answer must go. */
 	struct mqp_inbox_reply_to reply_to = {0};
 	MQTTProperty *rtp = MQTTProperties_getProperty(&m->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
-	if (rtp && rtp->value.data.len > 0) {
+	/* A response topic with wildcards could never be published to: the
+	 * answer would wait in the outbox for ever. Such a request is answered
+	 * on the fallback topic instead (MQTT 5 forbids them anyway). */
+	if (rtp && rtp->value.data.len > 0 &&
+	    !memchr(rtp->value.data.data, '+', (size_t)rtp->value.data.len) &&
+	    !memchr(rtp->value.data.data, '#', (size_t)rtp->value.data.len)) {
 		MQTTProperty *cdp = MQTTProperties_getProperty(&m->properties,
 							       MQTTPROPERTY_CODE_CORRELATION_DATA);
 		reply_to.response_topic = rtp->value.data.data;
