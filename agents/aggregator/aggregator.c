@@ -442,18 +442,19 @@ int aggregator_agent(struct mqp_agent *agent)
 	a->timing.mode = FANIN_FUTURE;
 	a->timing.poll_ms = 100;
 	a->retain_ms = AGGREGATOR__RETAIN_DEFAULT_S * 1000LL;
-	memset(agent, 0, sizeof(*agent));
-	agent->name = "aggregator";
-	agent->subscriptions = aggregator__subscriptions;
-	agent->migrations = aggregator__migrations;
-	agent->n_migrations = sizeof(aggregator__migrations) / sizeof(aggregator__migrations[0]);
-	agent->options = aggregator__options;
-	agent->n_options = sizeof(aggregator__options) / sizeof(aggregator__options[0]);
-	agent->options_ctx = a;
-	agent->init = aggregator__init;
-	agent->fini = aggregator__fini;
-	agent->handle = aggregator__handle;
-	agent->tick = aggregator__tick;
-	agent->state = a;
+	*agent = (struct mqp_agent){
+		.name = "aggregator",
+		.subscriptions = aggregator__subscriptions,
+		.migrations = aggregator__migrations,
+		.n_migrations = MQP_LEN(aggregator__migrations),
+		.options = aggregator__options,
+		.n_options = MQP_LEN(aggregator__options),
+		.options_ctx = a,
+		.init = aggregator__init,
+		.fini = aggregator__fini,
+		.handle = aggregator__handle,
+		.tick = aggregator__tick,
+		.state = a,
+	};
 	return MQP_OK;
 }

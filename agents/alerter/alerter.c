@@ -293,17 +293,18 @@ int alerter_agent(struct mqp_agent *agent)
 	alert_rule_default(&a->rules[0]);
 	a->n_rules = 1;
 	a->subscriptions[0] = a->rules[0].filter;
-	memset(agent, 0, sizeof(*agent));
-	agent->name = "alerter";
-	agent->subscriptions = a->subscriptions; /* filled in as --rules is read */
-	agent->migrations = alerter__migrations;
-	agent->n_migrations = sizeof(alerter__migrations) / sizeof(alerter__migrations[0]);
-	agent->options = alerter__options;
-	agent->n_options = sizeof(alerter__options) / sizeof(alerter__options[0]);
-	agent->options_ctx = a;
-	agent->init = alerter__init;
-	agent->fini = alerter__fini;
-	agent->handle = alerter__handle;
-	agent->state = a;
+	*agent = (struct mqp_agent){
+		.name = "alerter",
+		.subscriptions = a->subscriptions, /* filled in as --rules is read */
+		.migrations = alerter__migrations,
+		.n_migrations = MQP_LEN(alerter__migrations),
+		.options = alerter__options,
+		.n_options = MQP_LEN(alerter__options),
+		.options_ctx = a,
+		.init = alerter__init,
+		.fini = alerter__fini,
+		.handle = alerter__handle,
+		.state = a,
+	};
 	return MQP_OK;
 }

@@ -229,19 +229,32 @@ int alert_point_parse(const struct alert_rule *rule, const char *topic, const vo
 	out->none = false;
 	window__series_put(out->series, strncmp(topic, "metrics/", 8) == 0 ? topic + 8 : topic);
 	out->ts = arrival_s;
-	if (!mqp_utf8_valid(payload, len))
-		return mqp_reason_set(why, "payload is not valid UTF-8");
-	cJSON *root = cJSON_ParseWithLength(payload, len);
-	int rc = MQP_OK;
-	if (cJSON_IsNumber(root)) {
-		rc = window__value(root, "value", &out->value, why);
-		if (!rc && rule->key_field[0])
+	/* One parse per point: an object goes through the shared object rules,
+	 * anything else must be a bare number. */
+	const char *text = payload;
+	size_t lead = 0;
+	while (lead < len && strchr(" \t\r\n", text[lead]) && text[lead])
+		lead++;
+	cJSON *root;
+	int rc;
+	if (lead < len && text[lead] != '{') {
+		if (!mqp_utf8_valid(payload, len))
+			return mqp_reason_set(why, "payload is not valid UTF-8");
+		const char *end = NULL;
+		root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
+		size_t used = end ? (size_t)(end - text) : 0;
+		while (root && used < len && strchr(" \t\r\n", text[used]) && text[used])
+			used++;
+		if (!root || used < len)
+			rc = mqp_reason_set(why, "not JSON: a number or an object was expected");
+		else if (!cJSON_IsNumber(root))
+			rc = mqp_reason_set(why, "payload must be a number or a JSON object");
+		else if (!(rc = window__value(root, "value", &out->value, why)) && rule->key_field[0])
 			rc = mqp_reason_set(why, "a bare number has no field '%s' to tell series apart",
 					    rule->key_field);
 		cJSON_Delete(root);
 		return rc;
 	}
-	cJSON_Delete(root);
 	if ((rc = mqp_json_parse_object(payload, len, &root, why)))
 		return rc;
 	const cJSON *value = cJSON_GetObjectItemCaseSensitive(root, rule->value_field);

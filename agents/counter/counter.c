@@ -321,18 +321,19 @@ int counter_agent(struct mqp_agent *agent)
 	struct counter *c = calloc(1, sizeof(*c));
 	if (!c)
 		return MQP_ERR_NOMEM;
-	memset(agent, 0, sizeof(*agent));
-	agent->name = "counter";
-	agent->subscriptions = counter__subscriptions;
-	agent->migrations = counter__migrations;
-	agent->n_migrations = sizeof(counter__migrations) / sizeof(counter__migrations[0]);
-	agent->init = counter__init;
-	agent->fini = counter__fini;
-	agent->handle = counter__handle;
-	agent->state = c;
-	agent->options = counter__options;
-	agent->n_options = sizeof(counter__options) / sizeof(counter__options[0]);
-	agent->options_ctx = c;
+	*agent = (struct mqp_agent){
+		.name = "counter",
+		.subscriptions = counter__subscriptions,
+		.migrations = counter__migrations,
+		.n_migrations = MQP_LEN(counter__migrations),
+		.options = counter__options,
+		.n_options = MQP_LEN(counter__options),
+		.options_ctx = c,
+		.init = counter__init,
+		.fini = counter__fini,
+		.handle = counter__handle,
+		.state = c,
+	};
 	c->retain_ms = COUNTER__RETAIN_DEFAULT_S * 1000LL;
 	return MQP_OK;
 }

@@ -204,15 +204,16 @@ int dispatcher_agent(struct mqp_agent *agent)
 	struct dispatcher *d = calloc(1, sizeof(*d));
 	if (!d)
 		return MQP_ERR_NOMEM;
-	memset(agent, 0, sizeof(*agent));
-	agent->name = "dispatcher";
-	agent->subscriptions = dispatcher__subscriptions;
-	agent->migrations = dispatcher__migrations;
-	agent->n_migrations = sizeof(dispatcher__migrations) / sizeof(dispatcher__migrations[0]);
-	agent->init = dispatcher__init;
-	agent->fini = dispatcher__fini;
-	agent->handle = dispatcher__handle;
-	agent->tick = dispatcher__tick;
-	agent->state = d;
+	*agent = (struct mqp_agent){
+		.name = "dispatcher",
+		.subscriptions = dispatcher__subscriptions,
+		.migrations = dispatcher__migrations,
+		.n_migrations = MQP_LEN(dispatcher__migrations),
+		.init = dispatcher__init,
+		.fini = dispatcher__fini,
+		.handle = dispatcher__handle,
+		.tick = dispatcher__tick,
+		.state = d,
+	};
 	return MQP_OK;
 }

@@ -217,14 +217,15 @@ int ingest_agent(struct mqp_agent *agent)
 	struct ingest *g = calloc(1, sizeof(*g));
 	if (!g)
 		return MQP_ERR_NOMEM;
-	memset(agent, 0, sizeof(*agent));
-	agent->name = "ingest";
-	agent->subscriptions = ingest__subscriptions;
-	agent->migrations = ingest__migrations;
-	agent->n_migrations = sizeof(ingest__migrations) / sizeof(ingest__migrations[0]);
-	agent->init = ingest__init;
-	agent->fini = ingest__fini;
-	agent->handle = ingest__handle;
-	agent->state = g;
+	*agent = (struct mqp_agent){
+		.name = "ingest",
+		.subscriptions = ingest__subscriptions,
+		.migrations = ingest__migrations,
+		.n_migrations = MQP_LEN(ingest__migrations),
+		.init = ingest__init,
+		.fini = ingest__fini,
+		.handle = ingest__handle,
+		.state = g,
+	};
 	return MQP_OK;
 }

@@ -159,7 +159,7 @@ int main(int argc, char **argv)
 	static struct record r = {.first = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 	struct mqp_options opts = {0};
 	switch (mqp_options_parse(&opts, "record", argc, argv, record__options,
-				  sizeof(record__options) / sizeof(record__options[0]), &r, stdout, stderr)) {
+				  MQP_LEN(record__options), &r, stdout, stderr)) {
 	case MQP_PARSE_EXIT_OK: return 0;
 	case MQP_PARSE_USAGE: return MQP_EX_USAGE;
 	case MQP_PARSE_RUN: break;

@@ -142,7 +142,7 @@ int main(int argc, char **argv)
 	struct replay r = {.speed = 1, .loops = 1, .qos = -1};
 	struct mqp_options opts = {.max_args = 1};
 	switch (mqp_options_parse(&opts, "replay", argc, argv, replay__options,
-				  sizeof(replay__options) / sizeof(replay__options[0]), &r, stdout, stderr)) {
+				  MQP_LEN(replay__options), &r, stdout, stderr)) {
 	case MQP_PARSE_EXIT_OK: return 0;
 	case MQP_PARSE_USAGE: return MQP_EX_USAGE;
 	case MQP_PARSE_RUN: break;

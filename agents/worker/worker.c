@@ -310,18 +310,19 @@ int worker_agent(struct mqp_agent *agent)
 	work_profile_default(&w->profile);
 	w->concurrency = 64;
 	w->rng = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
-	memset(agent, 0, sizeof(*agent));
-	agent->name = "worker";
-	agent->subscriptions = worker__subscriptions;
-	agent->migrations = worker__migrations;
-	agent->n_migrations = sizeof(worker__migrations) / sizeof(worker__migrations[0]);
-	agent->options = worker__options;
-	agent->n_options = sizeof(worker__options) / sizeof(worker__options[0]);
-	agent->options_ctx = w;
-	agent->init = worker__init;
-	agent->fini = worker__fini;
-	agent->handle = worker__handle;
-	agent->tick = worker__tick;
-	agent->state = w;
+	*agent = (struct mqp_agent){
+		.name = "worker",
+		.subscriptions = worker__subscriptions,
+		.migrations = worker__migrations,
+		.n_migrations = MQP_LEN(worker__migrations),
+		.options = worker__options,
+		.n_options = MQP_LEN(worker__options),
+		.options_ctx = w,
+		.init = worker__init,
+		.fini = worker__fini,
+		.handle = worker__handle,
+		.tick = worker__tick,
+		.state = w,
+	};
 	return MQP_OK;
 }

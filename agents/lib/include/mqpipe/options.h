@@ -10,6 +10,9 @@
 
 #define MQP_EX_USAGE 64 /* sysexits.h EX_USAGE */
 
+/* The number of elements of an array (not a pointer). */
+#define MQP_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
 struct mqp_options {
 	const char *agent;          /* "counter": names the default db and client id */
 	char broker[512];
