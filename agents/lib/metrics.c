@@ -25,6 +25,9 @@ struct mqp_metrics {
 	 * quantile is within 12.5% of the true value, in fixed memory. */
 	uint64_t buckets[MQP_METRICS_BUCKETS];
 	uint64_t samples, max_us;
+	/* Totals and uptime at the last report: rates cover the interval since. */
+	uint64_t last_in, last_out;
+	double last_uptime_s;
 };
 
 unsigned mqp_metrics_bucket(uint64_t usec)
@@ -160,6 +163,12 @@ static void metrics__rss(uint64_t *rss, uint64_t *peak)
 	fclose(f);
 }
 
+/* Messages per second over span_s seconds, to one decimal; 0 for no span. */
+static double metrics__rate(uint64_t n, double span_s)
+{
+	return span_s > 0 ? (double)(int64_t)((double)n / span_s * 10 + 0.5) / 10 : 0;
+}
+
 cJSON *mqp_metrics_report(struct mqp_metrics *m, const char *agent, const char *client_id,
 			  int64_t outbox_depth, double uptime_s)
 {
@@ -169,6 +178,7 @@ cJSON *mqp_metrics_report(struct mqp_metrics *m, const char *agent, const char *
 	if (!o)
 		return NULL;
 	pthread_mutex_lock(&m->lock);
+	double span_s = uptime_s - m->last_uptime_s;
 	int ok = cJSON_AddStringToObject(o, "agent", agent) &&
 		 cJSON_AddStringToObject(o, "client_id", client_id) &&
 		 mqp_json_add_uint(o, "pid", (uint64_t)getpid()) &&
@@ -194,11 +204,16 @@ cJSON *mqp_metrics_report(struct mqp_metrics *m, const char *agent, const char *
 	     mqp_json_add_uint(h, "p95", mqp_metrics_quantile(m->buckets, m->samples, 0.95)) &&
 	     mqp_json_add_uint(h, "p99", mqp_metrics_quantile(m->buckets, m->samples, 0.99)) &&
 	     mqp_json_add_uint(h, "max", m->max_us) &&
+	     cJSON_AddNumberToObject(o, "in_per_s", metrics__rate(m->in - m->last_in, span_s)) &&
+	     cJSON_AddNumberToObject(o, "out_per_s", metrics__rate(m->out - m->last_out, span_s)) &&
 	     cJSON_AddNumberToObject(o, "outbox_depth", (double)outbox_depth) &&
 	     mqp_json_add_uint(o, "rss_bytes", rss) && mqp_json_add_uint(o, "rss_peak_bytes", peak);
-	/* Handling times describe the interval since the last report. */
+	/* Handling times and rates describe the interval since the last report. */
 	memset(m->buckets, 0, sizeof(m->buckets));
 	m->samples = m->max_us = 0;
+	m->last_in = m->in;
+	m->last_out = m->out;
+	m->last_uptime_s = uptime_s;
 	pthread_mutex_unlock(&m->lock);
 	if (!ok) {
 		cJSON_Delete(o);

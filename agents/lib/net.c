@@ -135,3 +135,11 @@ int mqp_net_nodelay_to(const char *uri, int *found)
 	freeaddrinfo(addrs);
 	return set;
 }
+
+int mqp_net_receive_maximum(MQTTProperties *props)
+{
+	if (!props || !MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
+		return 65535;
+	int v = MQTTProperties_getNumericValue(props, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+	return v > 0 ? v : 65535;
+}

@@ -26,6 +26,7 @@
 #define RUNTIME__BATCH 2048          /* records per transaction at most */
 #define RUNTIME__IDLE_WAIT_MS 250    /* applier wake-up when idle (acks, heartbeat) */
 #define RUNTIME__EX_SOFTWARE 70      /* sysexits.h: our own failure, systemd restarts */
+#define RUNTIME__MIN_RECEIVE_MAX 1000 /* below it, warn at connect (net.h) */
 #define RUNTIME__ID_STATUS (-1)      /* send contexts that are not outbox rows */
 #define RUNTIME__ID_OFFLINE (-2)
 #define RUNTIME__ID_METRICS (-3)
@@ -726,11 +727,21 @@ static void runtime__on_connected(void *context, char *cause)
 	runtime__subscribe(rt);
 }
 
+/* Paho calls this when a connect, first or automatic, succeeds. A broker
+ * that announces a small Receive Maximum (mosquitto's default
+ * max_inflight_messages is 20) slows every burst of outputs to that many a
+ * second (net.h): said once per connect, as a warning naming the fix. */
 static void runtime__on_connect_ok(void *context, MQTTAsync_successData5 *response)
 {
 	(void)context;
-	mqp_debug("connect_ok", "session_present=%d",
-		  response ? response->alt.connect.sessionPresent : -1);
+	int receive_max = mqp_net_receive_maximum(response ? &response->properties : NULL);
+	mqp_debug("connect_ok", "session_present=%d receive_maximum=%d",
+		  response ? response->alt.connect.sessionPresent : -1, receive_max);
+	if (receive_max < RUNTIME__MIN_RECEIVE_MAX)
+		mqp_warn("broker_receive_maximum_low",
+			 "receive_maximum=%d effect=\"bursts of outputs are sent at %d a second\" "
+			 "fix=\"max_inflight_messages 0 in the broker's mosquitto.conf\"",
+			 receive_max, receive_max);
 }
 
 static void runtime__on_connect_failed(void *context, MQTTAsync_failureData5 *response)

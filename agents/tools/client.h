@@ -21,8 +21,9 @@ MQTTAsync tool_handle(struct tool_client *c);
 /* Subscribes at QoS 1 and waits for the SUBACK. Returns 0 or -1. */
 int tool_subscribe(struct tool_client *c, char *const *filters, int n);
 
-/* Publishes; acknowledgements are counted. Blocks while more than window
- * messages await theirs. Returns 0 or -1 (printed). */
+/* Publishes; acknowledgements are counted. Blocks while window messages
+ * (or the broker's Receive Maximum, if smaller) await theirs, until half of
+ * them are acknowledged. Returns 0 or -1 (printed). */
 int tool_publish(struct tool_client *c, const char *topic, MQTTAsync_message *m, long window);
 
 /* Waits until every publish is acknowledged (at most timeout_s). Returns the

@@ -2,7 +2,8 @@
 # The README's main command: scripts/pipeline demo starts a broker from
 # broker-config/ and the agents with their state under MQPIPE_VAR, prints the
 # sample fleet's success rates and a dead letter, a job's summary and a
-# dashboard; status and down work after it.
+# dashboard, and the sample traces replayed into a fresh pipeline with all
+# their outputs as expected; status and down work after it.
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
 export MQPIPE_VAR=$T/var
@@ -28,23 +29,36 @@ grep -q "sensor-a.* 5 .* 6 .*83.33 %" "$T/demo.out" || fail "the week after the 
 grep -qE '^job job-[0-9]+: 20 cases back in submission order, mode future' "$T/demo.out" || fail "no job summary"
 grep -q 'first: case-01 .* last: case-20 ' "$T/demo.out" || fail "the summary is not in submission order"
 grep -qE '^dashboard dash-[0-9]+ \(executive, 24h\): mode future, [0-9] of 6 inputs' "$T/demo.out" || fail "no dashboard"
+grep -q '^all 178 outputs as expected' "$T/demo.out" || fail "the sample traces did not replay as expected"
 for panel in sales inventory marketing external_market weather competitor_pricing; do
 	grep -qE "^  $panel +[^ ]" "$T/demo.out" || fail "the dashboard lacks its $panel panel"
 done
 
-"$MQPIPE_ROOT/scripts/pipeline" status >"$T/status.out"
-grep -q "^counter .*running" "$T/status.out" || fail "status: $(cat "$T/status.out")"
-for a in dispatcher worker aggregator ingest alerter; do
-	grep -q "^$a .*running" "$T/status.out" || fail "status: $(cat "$T/status.out")"
+# status: a row per agent, online, from the retained status and metrics
+# (reported every 2 s); the counter has applied the demo's 55 inputs.
+counter_in() {
+	"$MQPIPE_ROOT/scripts/pipeline" status >"$T/status.out"
+	[ "$(awk '$1 == "mqpipe-counter" { print $7 }' "$T/status.out")" -ge 55 ] 2>/dev/null
+}
+wait_for 20 counter_in || fail "status: $(cat "$T/status.out")"
+head -1 "$T/status.out" | grep -q "^broker: tcp://127.0.0.1:$MQPIPE_PORT" || fail "status: $(cat "$T/status.out")"
+	grep -qE '^AGENT +STATE +PID +UPTIME +IN/S +OUT/S +IN +OUT +DEAD +ERR +P50_MS +P99_MS +OUTBOX +RSS_MB$' "$T/status.out" ||
+	fail "status header: $(cat "$T/status.out")"
+for a in counter dispatcher worker- aggregator ingest alerter; do
+	grep -qE "^mqpipe-$a[^ ]* +online +[0-9]+ " "$T/status.out" || fail "status lacks $a online: $(cat "$T/status.out")"
 done
-grep -q '"state":"online"' "$T/status.out" || fail "status lacks the retained online status"
+awk '$1 == "mqpipe-counter" && $9 >= 1 { ok = 1 } END { exit !ok }' "$T/status.out" ||
+	fail "status: the counter's dead letter is not counted: $(cat "$T/status.out")"
+timeout 4 "$MQPIPE_ROOT/scripts/pipeline" top >"$T/top.out" 2>&1 || true
+grep -qE '^mqpipe-counter +online' "$T/top.out" || fail "top: $(cat -v "$T/top.out")"
 
 "$MQPIPE_ROOT/scripts/pipeline" demo >"$T/demo2.out" 2>&1 || fail "a second demo failed"
 [ "$(grep -c '^sensor-' "$T/demo2.out")" -eq 7 ] || fail "a second demo printed other rates"
 
 "$MQPIPE_ROOT/scripts/pipeline" down >/dev/null
 "$MQPIPE_ROOT/scripts/pipeline" status >"$T/status2.out"
-grep -q "^counter .*stopped" "$T/status2.out" || fail "down left the counter running: $(cat "$T/status2.out")"
-grep -q "^dispatcher .*stopped" "$T/status2.out" || fail "down left the dispatcher running"
+grep -q "^broker: not running" "$T/status2.out" || fail "down left the broker running: $(cat "$T/status2.out")"
+grep -q "^not running from .*: counter dispatcher worker aggregator ingest alerter$" "$T/status2.out" ||
+	fail "down left agents running: $(cat "$T/status2.out")"
 port_in_use $MQPIPE_PORT && fail "down left the broker running"
 echo "all ok"

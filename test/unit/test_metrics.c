@@ -62,6 +62,26 @@ Test(report, counts_per_topic_and_resets_times_each_interval)
 	mqp_metrics_free(m);
 }
 
+Test(report, rates_cover_the_interval_since_the_last_report)
+{
+	struct mqp_metrics *m;
+	cr_assert_eq(mqp_metrics_new(&m), 0);
+	for (int i = 0; i < 30; i++)
+		mqp_metrics_in(m, "recv_message", 12);
+	mqp_metrics_out(m, "success_rate");
+	cJSON *r = mqp_metrics_report(m, "counter", "c1", 0, 10);
+	cr_assert_float_eq(cJSON_GetObjectItem(r, "in_per_s")->valuedouble, 3.0, 1e-9);
+	cr_assert_float_eq(cJSON_GetObjectItem(r, "out_per_s")->valuedouble, 0.1, 1e-9);
+	cJSON_Delete(r);
+	for (int i = 0; i < 5; i++)
+		mqp_metrics_in(m, "recv_message", 12);
+	r = mqp_metrics_report(m, "counter", "c1", 0, 12);
+	cr_assert_float_eq(cJSON_GetObjectItem(r, "in_per_s")->valuedouble, 2.5, 1e-9, "5 in 2 s");
+	cr_assert_float_eq(cJSON_GetObjectItem(r, "out_per_s")->valuedouble, 0.0, 1e-9);
+	cJSON_Delete(r);
+	mqp_metrics_free(m);
+}
+
 Test(report, topics_past_the_table_are_summed_as_other)
 {
 	struct mqp_metrics *m;

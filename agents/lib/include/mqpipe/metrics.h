@@ -21,8 +21,9 @@ void mqp_metrics_error(struct mqp_metrics *m);
 /* Records one handling time in microseconds. */
 void mqp_metrics_handled(struct mqp_metrics *m, uint64_t usec);
 
-/* Builds the report and starts a new histogram interval. Counts are totals
- * since start; handling times cover the interval since the last report.
+/* Builds the report and starts a new interval. Counts are totals since
+ * start; handling times and the rates in_per_s/out_per_s cover the interval
+ * since the last report (the first: since uptime 0).
  * Returns a new object (caller frees) or NULL when out of memory. */
 cJSON *mqp_metrics_report(struct mqp_metrics *m, const char *agent, const char *client_id,
 			  int64_t outbox_depth, double uptime_s);

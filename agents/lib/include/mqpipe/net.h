@@ -2,6 +2,8 @@
 #ifndef MQPIPE_NET_H
 #define MQPIPE_NET_H
 
+#include <MQTTProperties.h>
+
 /* Sets TCP_NODELAY on every TCP socket of this process whose peer is the
  * broker named by uri (tcp://, ssl://, ws://, wss://, mqtt://, mqtts://). Paho
  * never sets it and exposes no descriptor, so this walks /proc/self/fd and
@@ -20,5 +22,14 @@ int mqp_net_set_nodelay(int fd, int nodelay);
 /* Splits a broker URI into host and port (default 1883, 8883 for ssl, 80/443
  * for ws/wss). Returns 0 or MQP_ERR_INVAL. */
 int mqp_net_parse_uri(const char *uri, char *host, unsigned long host_size, int *port);
+
+/* The Receive Maximum a broker announced in its CONNACK properties (Paho's
+ * MQTTAsync_successData5.properties; NULL allowed), or 65535 when it sent
+ * none (MQTT 5, 3.2.2.3.3). Paho caps its window of unacknowledged publishes
+ * at this value whatever maxInflight says, and once the window is full it
+ * sends the next publish only after a one-second wait: against mosquitto's
+ * default max_inflight_messages 20 a publisher that queues more than 20
+ * crawls at 20 messages a second. */
+int mqp_net_receive_maximum(MQTTProperties *props);
 
 #endif
