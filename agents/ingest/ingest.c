@@ -27,8 +27,8 @@ static const char *const ingest__sql[IS__COUNT] = {
 	[IS_REQUEST_GET] = "SELECT reply FROM request WHERE key = ?1",
 	[IS_REQUEST_ADD] = "INSERT INTO request(key, reply, created_ms) VALUES (?1, ?2, ?3)",
 	[IS_USER_ADD] = "INSERT INTO user(user_name, email, pincode, created_ms) VALUES (?1, ?2, ?3, ?4)",
-	[IS_LIST] = "SELECT id, user_name, email, pincode, created_ms FROM user WHERE id > ?1"
-		    " ORDER BY id LIMIT ?2",
+	[IS_LIST] = ("SELECT id, user_name, email, pincode, created_ms FROM user WHERE id > ?1"
+		     " ORDER BY id LIMIT ?2"),
 };
 
 struct ingest {

@@ -61,13 +61,14 @@ static int options__copy(char *dst, size_t size, const char *src)
 	return MQP_OK;
 }
 
-/* Reads the first line of path as the password. */
-static int options__read_password(struct mqp_options *opts, const char *path, char *err,
-				  size_t errlen)
+/* Reads the first line of path as the password; what names it (a flag or
+ * a variable) goes into the error. */
+static int options__read_password(struct mqp_options *opts, const char *what, const char *path,
+				  char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		snprintf(err, errlen, "--password-file %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		return MQP_ERR_INVAL;
 	}
 	if (!fgets(opts->password, sizeof(opts->password), f))
@@ -90,10 +91,12 @@ static void options__usage(FILE *out, const char *agent, const struct mqp_extra_
 		"  -d, --db PATH             SQLite state file (default $STATE_DIRECTORY/%s.db, "
 		"else ./var/%s.db)\n"
 		"  -p, --prefix P            topic namespace: every topic becomes P/topic\n"
-		"  -u, --username U          broker user name\n"
-		"      --password-file F     broker password: the first line of F\n"
-		"      --cafile F            CA certificates for ssl://\n"
-		"      --cert F, --key F     client certificate and key for ssl://\n"
+		"  -u, --username U          broker user name (default $MQPIPE_USERNAME)\n"
+		"      --password-file F     broker password: the first line of F "
+		"(default $MQPIPE_PASSWORD_FILE)\n"
+		"      --cafile F            CA certificates for ssl:// (default $MQPIPE_CAFILE)\n"
+		"      --cert F, --key F     client certificate and key for ssl:// "
+		"($MQPIPE_CERT, $MQPIPE_KEY)\n"
 		"  -l, --log-level L         error, warn, info (default) or debug\n"
 		"      --log-format F        kv (default) or json\n"
 		"      --metrics-interval S  seconds between metrics reports (default 10)\n"
@@ -157,6 +160,36 @@ static int options__valid_uri(const char *uri)
 	return 0;
 }
 
+/* Connection settings from the environment, for every agent of a host at
+ * once (a systemd drop-in): MQPIPE_USERNAME, MQPIPE_PASSWORD_FILE,
+ * MQPIPE_CAFILE, MQPIPE_CERT, MQPIPE_KEY. Flags given later override them.
+ * Returns 0, or -1 with the reason in err (an unreadable file). */
+static int options__from_env(struct mqp_options *opts, char *err, size_t errlen)
+{
+	const char *v = getenv("MQPIPE_USERNAME");
+	if (v && *v) {
+		if (options__copy(opts->username, sizeof(opts->username), v)) {
+			snprintf(err, errlen, "MQPIPE_USERNAME: too long");
+			return -1;
+		}
+		opts->has_username = 1;
+	}
+	if ((v = getenv("MQPIPE_PASSWORD_FILE")) && *v &&
+	    options__read_password(opts, "MQPIPE_PASSWORD_FILE", v, err, errlen))
+		return -1;
+	static const char *const names[] = {"MQPIPE_CAFILE", "MQPIPE_CERT", "MQPIPE_KEY"};
+	char *const dsts[] = {opts->cafile, opts->cert, opts->key};
+	for (size_t i = 0; i < MQP_LEN(names); i++) {
+		if (!(v = getenv(names[i])) || !*v)
+			continue;
+		if (options__copy(dsts[i], sizeof(opts->cafile), v) || access(v, R_OK)) {
+			snprintf(err, errlen, "%s %s: cannot read the file", names[i], v);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *agent, int argc,
 					char **argv, const struct mqp_extra_option *extra,
 					size_t n_extra, void *extra_ctx, FILE *out, FILE *err)
@@ -176,6 +209,10 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 	memset(&longopts[OPTIONS__N_COMMON + n_extra], 0, sizeof(struct option));
 
 	char msg[512] = "";
+	if (options__from_env(opts, msg, sizeof(msg))) {
+		fprintf(err, "mqpipe-%s: %s\n", agent, msg);
+		return MQP_PARSE_USAGE;
+	}
 	int c, db_given = 0;
 	optind = 1;
 	opterr = 0; /* we print our own one-line errors */
@@ -236,7 +273,7 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 				snprintf(msg, sizeof(msg), "--username: too long");
 			break;
 		case OPT_PASSWORD_FILE:
-			bad = options__read_password(opts, optarg, msg, sizeof(msg)) != 0;
+			bad = options__read_password(opts, "--password-file", optarg, msg, sizeof(msg)) != 0;
 			break;
 		case OPT_CAFILE:
 		case OPT_CERT:

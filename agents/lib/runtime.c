@@ -26,6 +26,7 @@
 #define RUNTIME__BATCH 2048          /* records per transaction at most */
 #define RUNTIME__IDLE_WAIT_MS 250    /* applier wake-up when idle (acks, heartbeat) */
 #define RUNTIME__EX_SOFTWARE 70      /* sysexits.h: our own failure, systemd restarts */
+#define RUNTIME__PUBACK 4            /* MQTT control packet type (Paho keeps its enum private) */
 #define RUNTIME__MIN_RECEIVE_MAX 1000 /* below it, warn at connect (net.h) */
 #define RUNTIME__ID_STATUS (-1)      /* send contexts that are not outbox rows */
 #define RUNTIME__ID_OFFLINE (-2)
@@ -199,10 +200,31 @@ static void runtime__on_sent(void *context, MQTTAsync_successData5 *response)
 		mqp_error("ack_lost", "id=%lld msg=\"out of memory\"", (long long)id);
 }
 
+/* True for a PUBACK reason code that sending again cannot change: the
+ * broker refused the topic or the payload (MQTT 5, 3.4.2.1), e.g. an ACL's
+ * "not authorized". Quota exceeded and unspecified errors may pass later. */
+static int runtime__refused_for_good(const MQTTAsync_failureData5 *r)
+{
+	return r && r->packet_type == RUNTIME__PUBACK && r->reasonCode >= MQTTREASONCODE_IMPLEMENTATION_SPECIFIC_ERROR &&
+	       r->reasonCode != MQTTREASONCODE_QUOTA_EXCEEDED;
+}
+
 static void runtime__on_send_failed(void *context, MQTTAsync_failureData5 *response)
 {
 	struct runtime *rt = &runtime__rt;
 	int64_t id = (int64_t)(intptr_t)context;
+	if (runtime__refused_for_good(response)) {
+		/* Sending again would be refused again, in a loop: the row stays in
+		 * the outbox (outbox_depth shows it) and is offered once more at
+		 * the next start, after the broker's ACL is mended. */
+		mqp_error("publish_refused", "id=%lld reason=%d msg=\"%s\" action=\"kept in the outbox until restart\"",
+			  (long long)id, (int)response->reasonCode,
+			  MQTTReasonCode_toString(response->reasonCode));
+		mqp_metrics_error(rt->metrics);
+		if (id > 0)
+			atomic_fetch_sub(&rt->inflight, 1);
+		return;
+	}
 	mqp_warn("publish_failed", "id=%lld code=%d msg=\"%s\"", (long long)id,
 		 response ? response->code : 0,
 		 response && response->message ? response->message : "");

@@ -9,24 +9,25 @@ port_in_use() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# broker_start DIR: starts mosquitto with broker-config/test.conf.in in DIR on a
-# free port. Sets BROKER_PORT, BROKER_PID, BROKER_URI. Retries other ports if
-# another process takes the one picked first.
+# broker_start DIR [TEMPLATE]: starts mosquitto with TEMPLATE (default
+# broker-config/test.conf.in) in DIR on a free port. Sets BROKER_PORT,
+# BROKER_PID, BROKER_URI. Retries other ports if another process takes the
+# one picked first.
 broker_start() {
-	local dir=$1 tries port
+	local dir=$1 template=${2:-$MQPIPE_ROOT/broker-config/test.conf.in} tries port
 	mkdir -p "$dir"
 	for tries in 1 2 3 4 5 6 7 8 9 10; do
 		port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
 		port_in_use "$port" && continue
 		sed -e "s|@PORT@|$port|" -e "s|@DIR@|$dir|" -e "s|@USER@|$(id -un)|" \
-			"$MQPIPE_ROOT/broker-config/test.conf.in" >"$dir/mosquitto.conf"
+			"$template" >"$dir/mosquitto.conf"
 		mosquitto -c "$dir/mosquitto.conf" >"$dir/mosquitto.out" 2>&1 &
 		BROKER_PID=$!
 		local i
 		for i in $(seq 1 100); do
 			if port_in_use "$port"; then
 				BROKER_PORT=$port
-				BROKER_URI=tcp://127.0.0.1:$port
+				BROKER_URI=$(grep -q '^certfile' "$dir/mosquitto.conf" && echo ssl || echo tcp)://127.0.0.1:$port
 				echo "$BROKER_PID" >"$dir/mosquitto.pid"
 				return 0
 			fi

@@ -25,7 +25,7 @@ for a in counter dispatcher worker aggregator ingest alerter; do start_agent "$a
 RIN=$!
 PIDS+=("$RIN")
 "$BIN/mqpipe-record" -b "$BROKER_URI" -t success_rate -t job.summary -t dashboard.ready -t 'alerts/#' \
-	-t 'deadletter/#' -t 'trace/#' -o "$T/live-out.jsonl" 2>"$T/rec-out.err" &
+	-t 'deadletter/#' -t 'replies/#' -o "$T/live-out.jsonl" 2>"$T/rec-out.err" &
 ROUT=$!
 PIDS+=("$ROUT")
 wait_for 20 log_has "$T/rec-in.err" recording || fail "input recorder: $(cat "$T/rec-in.err")"

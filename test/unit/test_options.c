@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mqpipe/options.h"
 
@@ -13,6 +14,9 @@ static void setup(void)
 {
 	unsetenv("MQPIPE_BROKER");
 	unsetenv("STATE_DIRECTORY");
+	unsetenv("MQPIPE_USERNAME");
+	unsetenv("MQPIPE_PASSWORD_FILE");
+	unsetenv("MQPIPE_CAFILE");
 	out = open_memstream(&out_buf, &out_len);
 	err = open_memstream(&err_buf, &err_len);
 }
@@ -123,6 +127,36 @@ Test(options, a_missing_password_file_is_a_usage_error)
 {
 	struct mqp_options o = {0};
 	usage_error(PARSE(&o, "--password-file", "/nonexistent/pw"), "--password-file");
+}
+
+Test(options, environment_supplies_credentials_and_flags_override_them)
+{
+	char path[] = "/tmp/mqpipe-test-pw.XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "s3cret\nignored\n", 15), 15);
+	close(fd);
+	setenv("MQPIPE_USERNAME", "mqpipe-counter", 1);
+	setenv("MQPIPE_PASSWORD_FILE", path, 1);
+	setenv("MQPIPE_CAFILE", path, 1);
+	struct mqp_options o = {0};
+	char *argv[] = {"mqpipe-counter", NULL};
+	cr_assert_eq(mqp_options_parse(&o, "counter", 1, argv, NULL, 0, NULL, out, err), MQP_PARSE_RUN);
+	cr_assert(o.has_username && o.has_password);
+	cr_assert_str_eq(o.username, "mqpipe-counter");
+	cr_assert_str_eq(o.password, "s3cret");
+	cr_assert_str_eq(o.cafile, path);
+	struct mqp_options o2 = {0};
+	cr_assert_eq(PARSE(&o2, "-u", "someone-else"), MQP_PARSE_RUN);
+	cr_assert_str_eq(o2.username, "someone-else");
+	unlink(path);
+}
+
+Test(options, an_unreadable_password_file_in_the_environment_is_a_usage_error)
+{
+	setenv("MQPIPE_PASSWORD_FILE", "/nonexistent/pw", 1);
+	struct mqp_options o = {0};
+	usage_error(PARSE(&o, "-l", "info"), "MQPIPE_PASSWORD_FILE /nonexistent/pw");
 }
 
 Test(options, a_positional_argument_is_a_usage_error)

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The secure profile (broker-config/secure/): an anonymous client is refused,
+# and so is a wrong password; a client without TLS cannot reach the TLS
+# listener; of all the pipeline's credentials only the counter's can publish
+# success_rate; the whole pipeline runs on it (the sample traces replayed as
+# mqpipe-publisher give their expected outputs, recorded as mqpipe-reader);
+# an output the ACL refuses is logged and kept, and the agent goes on.
+source "$(dirname "$0")/lib.sh"
+T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
+trap it_cleanup EXIT
+SEC=$T/broker
+"$MQPIPE_ROOT/broker-config/secure/setup" "$SEC" >/dev/null || fail "setup"
+broker_start "$SEC" "$MQPIPE_ROOT/broker-config/secure/test.conf.in" || fail "cannot start the secure broker"
+note "secure broker on $BROKER_URI"
+[[ $BROKER_URI == ssl://* ]] || fail "not a TLS listener: $BROKER_URI"
+TLS=(-h 127.0.0.1 -p "$BROKER_PORT" --cafile "$SEC/ca.crt")
+pw() { cat "$SEC/mqpipe-$1.password"; }
+as() { # as USER: the credentials flags of mosquitto_pub/sub
+	echo "-u mqpipe-$1 -P $(pw "$1")"
+}
+refused() { # refused COMMAND…: the command fails within 10 s
+	! timeout 10 "$@" >"$T/refused.out" 2>&1
+}
+
+note "an anonymous client is refused, and a wrong password"
+refused mosquitto_pub "${TLS[@]}" -q 1 -t recv_message -m '{}' || fail "anonymous publish accepted"
+grep -qi "not authori[sz]ed" "$T/refused.out" || fail "anonymous: $(cat "$T/refused.out")"
+refused mosquitto_pub "${TLS[@]}" -u mqpipe-publisher -P wrong -q 1 -t recv_message -m '{}' || fail "wrong password accepted"
+grep -qi "not authori[sz]ed" "$T/refused.out" || fail "wrong password: $(cat "$T/refused.out")"
+
+note "a client without TLS cannot reach the TLS listener"
+# shellcheck disable=SC2046
+refused mosquitto_pub -h 127.0.0.1 -p "$BROKER_PORT" $(as publisher) -q 1 -t recv_message -m '{}' ||
+	fail "plain MQTT reached the TLS listener"
+
+note "the pipeline on the secure profile"
+for a in counter dispatcher aggregator ingest alerter; do
+	start_agent "$a" "mqpipe-$a" -d "$T/$a.db" --cafile "$SEC/ca.crt" -u "mqpipe-$a" \
+		--password-file "$SEC/mqpipe-$a.password"
+done
+# The worker from the environment, as a systemd drop-in would set it.
+MQPIPE_USERNAME=mqpipe-worker MQPIPE_PASSWORD_FILE=$SEC/mqpipe-worker.password MQPIPE_CAFILE=$SEC/ca.crt \
+	start_agent worker mqpipe-worker -d "$T/worker.db"
+"$BIN/mqpipe-record" -b "$BROKER_URI" --cafile "$SEC/ca.crt" -u mqpipe-reader --password-file "$SEC/mqpipe-reader.password" \
+	-t success_rate -t job.summary -t dashboard.ready -t 'alerts/#' -t 'deadletter/#' -t 'replies/#' \
+	-o "$T/out.jsonl" 2>"$T/rec.err" &
+PIDS+=("$!")
+wait_for 20 log_has "$T/rec.err" recording || fail "recorder: $(cat "$T/rec.err")"
+
+note "only the counter's credentials publish success_rate"
+for u in dispatcher worker aggregator ingest alerter publisher reader; do
+	# shellcheck disable=SC2046
+	mosquitto_pub "${TLS[@]}" $(as "$u") -V 5 -q 1 -t success_rate \
+		-m "{\"moduleid\":\"forged-by-$u\",\"timestamp\":1,\"success_rate\":100,\"received\":1,\"attempts\":1}" \
+		>"$T/forge-$u.out" 2>&1 || true
+done
+# shellcheck disable=SC2046
+mosquitto_pub "${TLS[@]}" $(as counter) -V 5 -q 1 -t success_rate \
+	-m '{"moduleid":"by-the-counter","timestamp":1,"success_rate":100,"received":1,"attempts":1}' ||
+	fail "the counter's credentials cannot publish success_rate"
+wait_for 20 grep -q by-the-counter "$T/out.jsonl" || fail "the counter's success_rate did not arrive"
+grep -q forged "$T/out.jsonl" && fail "a forged success_rate arrived: $(grep forged "$T/out.jsonl")"
+grep -qi "not authori[sz]ed" "$T/forge-dispatcher.out" || fail "the refusal was not reported: $(cat "$T/forge-dispatcher.out")"
+
+note "the sample traces, replayed as mqpipe-publisher, give their expected outputs"
+sort "$MQPIPE_ROOT"/test/traces/*.expected >"$T/want.txt"
+pids=()
+for f in "$MQPIPE_ROOT"/test/traces/*.jsonl; do
+	"$BIN/mqpipe-replay" -b "$BROKER_URI" --cafile "$SEC/ca.crt" -u mqpipe-publisher \
+		--password-file "$SEC/mqpipe-publisher.password" --speed 4 "$f" 2>>"$T/replay.err" &
+	pids+=("$!")
+done
+for p in "${pids[@]}"; do wait "$p" || fail "replay: $(cat "$T/replay.err")"; done
+want=$(wc -l <"$T/want.txt")
+# (without the counter's own success_rate from above)
+got() { grep -v by-the-counter "$T/out.jsonl" | "$MQPIPE_ROOT/scripts/traces" normalize; }
+wait_for 60 bash -c "[ \$(grep -v by-the-counter '$T/out.jsonl' | '$MQPIPE_ROOT/scripts/traces' normalize | wc -l) -ge $want ]" || true
+sleep 0.5
+got >"$T/got.txt"
+diff "$T/want.txt" "$T/got.txt" >"$T/diff.txt" || fail "outputs differ on the secure profile: $(head -10 "$T/diff.txt")"
+grep -l "event=publish_refused" "$T"/*.log && fail "the ACL refused an agent's own output"
+note "$want outputs as expected"
+
+note "a reply the ACL refuses is logged and kept; the agent goes on"
+# shellcheck disable=SC2046
+mosquitto_pub "${TLS[@]}" $(as publisher) -V 5 -q 1 -t user.ingest -D publish response-topic elsewhere/x \
+	-m '{"user_name":"Zed","email":"zed@example.com","pincode":"1234"}'
+wait_for 20 log_has "$T/ingest.log" "event=publish_refused .*reason=135" || fail "no publish_refused: $(tail -3 "$T/ingest.log")"
+# Paho drops the connection after a refused publish; the agent reconnects.
+wait_for 30 agent_online_after "$T/ingest.log" 1 || fail "ingest did not come back: $(tail -3 "$T/ingest.log")"
+# shellcheck disable=SC2046
+reply=$(mosquitto_rr "${TLS[@]}" $(as publisher) -q 1 -t user.ingest -e replies/mqpipe-publisher/1 -W 10 \
+	-m '{"user_name":"Yan","email":"yan@example.com","pincode":"4321"}') || fail "no reply after the refusal"
+[ "$(jq -r .status <<<"$reply")" = 200 ] || fail "reply: $reply"
+# shellcheck disable=SC2046
+mosquitto_sub "${TLS[@]}" $(as reader) -t mqpipe/metrics/mqpipe-ingest -C 1 -W 15 >"$T/metrics.json" || fail "no metrics"
+[ "$(jq .outbox_depth "$T/metrics.json")" -ge 1 ] || fail "the refused reply is not in the outbox: $(cat "$T/metrics.json")"
+
+note "a client reads only what its ACL allows"
+# The publisher's subscription is granted, but neither the retained status
+# nor a new success_rate may reach it; the reader gets both.
+# shellcheck disable=SC2046
+mosquitto_sub "${TLS[@]}" $(as publisher) -q 1 -t success_rate -t 'mqpipe/status/#' -W 4 >"$T/peek.out" 2>&1 &
+peek=$!
+# shellcheck disable=SC2046
+mosquitto_sub "${TLS[@]}" $(as reader) -q 1 -t success_rate -t 'mqpipe/status/#' -W 4 >"$T/reader.out" 2>&1 &
+rd=$!
+sleep 1
+# shellcheck disable=SC2046
+mosquitto_pub "${TLS[@]}" $(as counter) -q 1 -t success_rate -m '{"moduleid":"late","timestamp":2,"success_rate":null,"received":0,"attempts":0}'
+wait $peek || true
+wait $rd || true
+grep -q '"state":"online"' "$T/reader.out" && grep -q '"late"' "$T/reader.out" || fail "the reader missed: $(cat "$T/reader.out")"
+grep -q '"state"\|"late"' "$T/peek.out" && fail "the publisher read: $(cat "$T/peek.out")"
+echo "ok"
