@@ -46,6 +46,8 @@ enum aggregator__stmt {
 	AS_JOB_DONE,
 	AS_INPUTS_DROP,
 	AS_PURGE,
+	AS_ORPHANS,
+	AS_JOB_DROP,
 	AS__COUNT
 };
 
@@ -67,6 +69,10 @@ static const char *const aggregator__sql[AS__COUNT] = {
 	[AS_INPUTS_DROP] = "DELETE FROM agg_input WHERE request_id = ?1",
 	[AS_PURGE] = "DELETE FROM agg_job WHERE request_id IN (SELECT request_id FROM agg_job"
 		     " WHERE done_ms IS NOT NULL AND done_ms < ?1 LIMIT ?2)",
+	/* Inputs or triggers whose job.accepted never came. */
+	[AS_ORPHANS] = "SELECT request_id, inputs FROM agg_job WHERE target IS NULL AND done_ms IS NULL"
+		       " AND coalesce(first_ms, trigger_ms) < ?1 LIMIT ?2",
+	[AS_JOB_DROP] = "DELETE FROM agg_job WHERE request_id = ?1",
 };
 
 struct aggregator {
@@ -342,6 +348,44 @@ static int aggregator__scalar(struct aggregator *a, enum aggregator__stmt which,
 							  : mqp_store_fail(a->store, aggregator__sql[which]);
 }
 
+
+/* Forgets requests whose job.accepted never came (their inputs or trigger
+ * arrived, the acceptance did not) once they are older than --retain-jobs:
+ * without it they would stay for ever. Each is logged with what it held.
+ * Returns 0 or MQP_ERR_DB. */
+static int aggregator__purge_orphans(struct aggregator *a, int64_t now_ms)
+{
+	char ids[AGGREGATOR__PURGE_BATCH][JOBS_ID_MAX + 1];
+	int64_t inputs[AGGREGATOR__PURGE_BATCH];
+	int n = 0, step;
+	sqlite3_stmt *st = a->stmt[AS_ORPHANS];
+	sqlite3_bind_int64(st, 1, now_ms - a->retain_ms);
+	sqlite3_bind_int(st, 2, AGGREGATOR__PURGE_BATCH);
+	while (n < AGGREGATOR__PURGE_BATCH && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		aggregator__text(st, 0, ids[n]);
+		inputs[n++] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (n == 0 && step != SQLITE_DONE)
+		return mqp_store_fail(a->store, aggregator__sql[AS_ORPHANS]);
+	static const enum aggregator__stmt drops[] = {AS_INPUTS_DROP, AS_JOB_DROP};
+	int rc = MQP_OK;
+	for (int i = 0; i < n && !rc; i++) {
+		for (size_t k = 0; k < MQP_LEN(drops) && !rc; k++) {
+			sqlite3_bind_text(a->stmt[drops[k]], 1, ids[i], -1, SQLITE_STATIC);
+			rc = mqp_store_exec(a->store, a->stmt[drops[k]]);
+			rc = rc < 0 ? rc : MQP_OK;
+		}
+		char q[JOBS_ID_MAX * 2 + 8];
+		mqp_warn("orphan_forgotten",
+			 "request_id=%s inputs=%lld reason=\"no job.accepted within --retain-jobs\"",
+			 mqp_log_quote(q, sizeof(q), ids[i]), (long long)inputs[i]);
+	}
+	if (n == AGGREGATOR__PURGE_BATCH)
+		a->next_purge_ms = now_ms;
+	return rc;
+}
+
 /* Sends the results that are due, forgets old finished requests now and
  * then, and asks to be called at the next due time. */
 static int aggregator__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, int64_t *next_ms)
@@ -372,7 +416,7 @@ static int aggregator__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, in
 		rc = mqp_store_exec(a->store, st);
 		if (rc == AGGREGATOR__PURGE_BATCH) /* more to forget: soon */
 			a->next_purge_ms = now_ms;
-		rc = rc < 0 ? rc : MQP_OK;
+		rc = rc < 0 ? rc : aggregator__purge_orphans(a, now_ms);
 	}
 	int64_t due = 0;
 	if (!rc)
@@ -417,12 +461,7 @@ static int aggregator__poll_option(void *ctx, const char *arg, char *err, size_t
 
 static int aggregator__retain_option(void *ctx, const char *arg, char *err, size_t errlen)
 {
-	struct aggregator *a = ctx;
-	if (jobs_parse_duration(arg, &a->retain_ms)) {
-		snprintf(err, errlen, "'%s': a duration like 3600, 90m, 24h or 7d", arg);
-		return -1;
-	}
-	return 0;
+	return mqp_duration_arg(arg, &((struct aggregator *)ctx)->retain_ms, err, errlen);
 }
 
 static const struct mqp_extra_option aggregator__options[] = {

@@ -303,12 +303,7 @@ static int counter__handle(void *state, struct mqp_ctx *ctx, const struct mqp_me
 /* --retain-jobs DURATION: seconds, or a number with s, m, h or d. */
 static int counter__retain_option(void *ctx, const char *arg, char *err, size_t errlen)
 {
-	struct counter *c = ctx;
-	if (jobs_parse_duration(arg, &c->retain_ms)) {
-		snprintf(err, errlen, "'%s': a duration like 3600, 90m, 24h or 7d", arg);
-		return -1;
-	}
-	return 0;
+	return mqp_duration_arg(arg, &((struct counter *)ctx)->retain_ms, err, errlen);
 }
 
 static const struct mqp_extra_option counter__options[] = {

@@ -19,9 +19,15 @@ static const struct mqp_migration ingest__migrations[] = {
 	 " email TEXT NOT NULL, pincode TEXT NOT NULL, created_ms INTEGER NOT NULL);"
 	 "CREATE TABLE request(key BLOB PRIMARY KEY, reply TEXT NOT NULL,"
 	 " created_ms INTEGER NOT NULL) WITHOUT ROWID;"},
+	/* --retain-requests forgets old answers by age. */
+	{"CREATE INDEX request_created ON request(created_ms);"},
 };
 
-enum ingest__stmt { IS_REQUEST_GET, IS_REQUEST_ADD, IS_USER_ADD, IS_LIST, IS__COUNT };
+enum ingest__stmt { IS_REQUEST_GET, IS_REQUEST_ADD, IS_USER_ADD, IS_LIST, IS_REQUEST_PURGE, IS__COUNT };
+
+#define INGEST__RETAIN_DEFAULT_MS (7 * 86400 * 1000LL) /* --retain-requests */
+#define INGEST__PURGE_EVERY_MS 1000
+#define INGEST__PURGE_BATCH 256
 
 static const char *const ingest__sql[IS__COUNT] = {
 	[IS_REQUEST_GET] = "SELECT reply FROM request WHERE key = ?1",
@@ -29,6 +35,8 @@ static const char *const ingest__sql[IS__COUNT] = {
 	[IS_USER_ADD] = "INSERT INTO user(user_name, email, pincode, created_ms) VALUES (?1, ?2, ?3, ?4)",
 	[IS_LIST] = ("SELECT id, user_name, email, pincode, created_ms FROM user WHERE id > ?1"
 		     " ORDER BY id LIMIT ?2"),
+	[IS_REQUEST_PURGE] = ("DELETE FROM request WHERE key IN (SELECT key FROM request"
+			      " WHERE created_ms < ?1 LIMIT ?2)"),
 };
 
 struct ingest {
@@ -36,6 +44,8 @@ struct ingest {
 	sqlite3_stmt *stmt[IS__COUNT];
 	struct ingest_rules rules;
 	int rules_ready;
+	int64_t retain_ms;      /* --retain-requests: how long a repeat gets the first answer */
+	int64_t next_purge_ms;
 };
 
 static int ingest__init(void *state, struct mqp_store *store)
@@ -212,11 +222,44 @@ static int ingest__handle(void *state, struct mqp_ctx *ctx, const struct mqp_mes
 	return mqp_reason_set(why, "topic '%s' is not one the ingest agent reads", msg->topic);
 }
 
+/* Forgets remembered answers older than --retain-requests, a batch at a
+ * time (again at once while there are more), so the request table stays
+ * bounded by what arrives within the retention. */
+static int ingest__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, int64_t *next_ms)
+{
+	(void)ctx;
+	struct ingest *g = state;
+	int rc = MQP_OK;
+	if (now_ms >= g->next_purge_ms) {
+		g->next_purge_ms = now_ms + INGEST__PURGE_EVERY_MS;
+		sqlite3_stmt *st = g->stmt[IS_REQUEST_PURGE];
+		sqlite3_bind_int64(st, 1, now_ms - g->retain_ms);
+		sqlite3_bind_int(st, 2, INGEST__PURGE_BATCH);
+		rc = mqp_store_exec(g->store, st);
+		if (rc == INGEST__PURGE_BATCH)
+			g->next_purge_ms = now_ms;
+		rc = rc < 0 ? rc : MQP_OK;
+	}
+	*next_ms = g->next_purge_ms;
+	return rc;
+}
+
+static int ingest__retain_option(void *ctx, const char *arg, char *err, size_t errlen)
+{
+	return mqp_duration_arg(arg, &((struct ingest *)ctx)->retain_ms, err, errlen);
+}
+
+static const struct mqp_extra_option ingest__options[] = {
+	{"retain-requests", 1, "DURATION",
+	 "a repeated request gets the first answer for this long (default 7d)", ingest__retain_option, 0},
+};
+
 int ingest_agent(struct mqp_agent *agent)
 {
 	struct ingest *g = calloc(1, sizeof(*g));
 	if (!g)
 		return MQP_ERR_NOMEM;
+	g->retain_ms = INGEST__RETAIN_DEFAULT_MS;
 	*agent = (struct mqp_agent){
 		.name = "ingest",
 		.subscriptions = ingest__subscriptions,
@@ -224,7 +267,11 @@ int ingest_agent(struct mqp_agent *agent)
 		.n_migrations = MQP_LEN(ingest__migrations),
 		.init = ingest__init,
 		.fini = ingest__fini,
+		.options = ingest__options,
+		.n_options = MQP_LEN(ingest__options),
+		.options_ctx = g,
 		.handle = ingest__handle,
+		.tick = ingest__tick,
 		.state = g,
 	};
 	return MQP_OK;

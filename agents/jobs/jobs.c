@@ -1,5 +1,4 @@
 /* Fan-in rules for jobs: see jobs.h. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,21 +105,6 @@ int jobs_parse_done(const void *payload, size_t len, struct jobs_done *out, stru
 	return rc;
 }
 
-int jobs_parse_duration(const char *text, int64_t *ms)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(text, &end, 10);
-	long long unit = 1;
-	if (end != text && *end && !end[1]) {
-		unit = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : *end == 'd' ? 86400 : 0;
-		end++;
-	}
-	if (end == text || *end || errno || v < 0 || unit == 0 || v > 3650LL * 86400 / unit)
-		return MQP_ERR_INVAL;
-	*ms = v * unit * 1000;
-	return MQP_OK;
-}
 
 bool jobs_should_trigger(const struct jobs_state *s)
 {

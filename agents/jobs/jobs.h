@@ -52,9 +52,6 @@ int jobs_parse_done(const void *payload, size_t len, struct jobs_done *out, stru
  * the aggregator, which reads more of compute.done. */
 int jobs_parse_done_root(const cJSON *root, struct jobs_done *out, struct mqp_reason *why);
 
-/* A --retain-jobs style duration: whole seconds, or a number followed by s, m,
- * h or d, at most ten years. Returns 0 with *ms set, or MQP_ERR_INVAL. */
-int jobs_parse_duration(const char *text, int64_t *ms);
 
 /* Reads a caseId (a string of 1..256 bytes or a whole number up to 2^53-1)
  * from item as its JSON text into out[2 * JOBS_ID_MAX + 3]. Returns 0 or

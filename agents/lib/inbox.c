@@ -17,6 +17,7 @@
 #define INBOX__HEAD 8              /* magic + body length */
 #define INBOX__BODY_FIXED 20       /* seq + received_us + topic_len + qos + flags */
 #define INBOX__FLAG_REPLY_TO 1     /* a response topic and correlation data follow the topic */
+#define INBOX__FLAG_CUT 2          /* then the payload's original length (u64): it was cut */
 #define INBOX__TAIL 4              /* checksum */
 #define INBOX__CHUNK (256 * 1024)  /* bytes the consumer reads at a time */
 #define INBOX__SHRINK_ABOVE (64U * 1024 * 1024) /* truncate a wrapped file past this */
@@ -123,6 +124,13 @@ static long inbox__decode(const unsigned char *p, size_t avail, struct mqp_inbox
 		rec->correlation = n ? b + at + 2 : NULL;
 		rec->correlation_len = n;
 		at += 2 + (size_t)n;
+	}
+	rec->cut_from = 0;
+	if (b[19] & INBOX__FLAG_CUT) {
+		if (at + 8 > body)
+			return -1;
+		rec->cut_from = inbox__get64(b + at);
+		at += 8;
 	}
 	rec->payload = b + at;
 	rec->payload_len = body - at;
@@ -242,9 +250,12 @@ void mqp_inbox_close(struct mqp_inbox *inbox)
 
 int mqp_inbox_append(struct mqp_inbox *inbox, const char *topic, size_t tlen,
 		     const void *payload, size_t len, int qos, int64_t received_us,
-		     const struct mqp_inbox_reply_to *reply_to)
+		     const struct mqp_inbox_meta *meta)
 {
-	size_t props = reply_to ? 4 + reply_to->response_topic_len + reply_to->correlation_len : 0;
+	const struct mqp_inbox_meta *reply_to = meta && meta->response_topic ? meta : NULL;
+	int cut = meta && meta->cut_from > 0;
+	size_t props = (reply_to ? 4 + reply_to->response_topic_len + reply_to->correlation_len : 0) +
+		       (cut ? 8 : 0);
 	if (tlen > UINT16_MAX || (reply_to && (reply_to->response_topic_len > UINT16_MAX ||
 					       reply_to->correlation_len > UINT16_MAX)) ||
 	    len > INBOX__MAX_BODY - INBOX__BODY_FIXED - tlen - props)
@@ -265,7 +276,7 @@ int mqp_inbox_append(struct mqp_inbox *inbox, const char *topic, size_t tlen,
 	inbox__put64(b + 8, (uint64_t)received_us);
 	memcpy(b + 16, &t16, 2);
 	b[18] = (unsigned char)qos;
-	b[19] = reply_to ? INBOX__FLAG_REPLY_TO : 0;
+	b[19] = (unsigned char)((reply_to ? INBOX__FLAG_REPLY_TO : 0) | (cut ? INBOX__FLAG_CUT : 0));
 	memcpy(b + INBOX__BODY_FIXED, topic, tlen);
 	unsigned char *at = b + INBOX__BODY_FIXED + tlen;
 	if (reply_to) {
@@ -278,6 +289,10 @@ int mqp_inbox_append(struct mqp_inbox *inbox, const char *topic, size_t tlen,
 		if (n)
 			memcpy(at + 2, reply_to->correlation, n);
 		at += 2 + n;
+	}
+	if (cut) {
+		inbox__put64(at, meta->cut_from);
+		at += 8;
 	}
 	if (len)
 		memcpy(at, payload, len);

@@ -18,8 +18,33 @@ enum {
 	OPT_LOG_FORMAT,
 	OPT_METRICS_INTERVAL,
 	OPT_SYNC,
+	OPT_MAX_PAYLOAD,
 	OPT_EXTRA_BASE = 2000,
 };
+
+int mqp_parse_duration(const char *text, int64_t *ms)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	long long unit = 1;
+	if (end != text && *end && !end[1]) {
+		unit = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : *end == 'd' ? 86400 : 0;
+		end++;
+	}
+	if (end == text || *end || errno || v < 0 || unit == 0 || v > 3650LL * 86400 / unit)
+		return MQP_ERR_INVAL;
+	*ms = v * unit * 1000;
+	return MQP_OK;
+}
+
+int mqp_duration_arg(const char *arg, int64_t *ms, char *err, size_t errlen)
+{
+	if (mqp_parse_duration(arg, ms) == MQP_OK)
+		return 0;
+	snprintf(err, errlen, "'%s': a duration like 3600, 90m, 24h or 7d", arg);
+	return -1;
+}
 
 static const struct option options__common[] = {
 	{"broker", required_argument, NULL, 'b'},
@@ -35,6 +60,7 @@ static const struct option options__common[] = {
 	{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	{"metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL},
 	{"sync", required_argument, NULL, OPT_SYNC},
+	{"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 };
@@ -79,9 +105,41 @@ static int options__read_password(struct mqp_options *opts, const char *what, co
 	return MQP_OK;
 }
 
-static void options__usage(FILE *out, const char *agent, const struct mqp_extra_option *extra,
-			   size_t n_extra)
+/* The agent's or tool's own flags, then help and version. */
+static void options__usage_extra(FILE *out, const struct mqp_extra_option *extra, size_t n_extra)
 {
+	for (size_t i = 0; i < n_extra; i++) {
+		char left[64];
+		snprintf(left, sizeof(left), "--%s%s%s", extra[i].name, extra[i].has_arg ? " " : "",
+			 extra[i].has_arg ? extra[i].arg_name : "");
+		if (extra[i].short_name)
+			fprintf(out, "  -%c, %-20s  %s\n", extra[i].short_name, left, extra[i].help);
+		else
+			fprintf(out, "      %-20s  %s\n", left, extra[i].help);
+	}
+	fprintf(out, "  -h, --help                this help\n"
+		     "  -V, --version             print the version\n");
+}
+
+static void options__usage(FILE *out, const struct mqp_options *opts, const char *agent,
+			   const struct mqp_extra_option *extra, size_t n_extra)
+{
+	if (opts->tool_synopsis) {
+		fprintf(out,
+			"Usage: mqpipe-%s %s\n%s\n\n"
+			"  -b, --broker URI          tcp://host:port, ssl://…, ws://… "
+			"(default $MQPIPE_BROKER, else tcp://127.0.0.1:1883)\n"
+			"  -p, --prefix P            topic namespace: every topic becomes P/topic\n"
+			"  -u, --username U          broker user name (default $MQPIPE_USERNAME)\n"
+			"      --password-file F     broker password: the first line of F "
+			"(default $MQPIPE_PASSWORD_FILE)\n"
+			"      --cafile F            CA certificates for ssl:// (default $MQPIPE_CAFILE)\n"
+			"      --cert F, --key F     client certificate and key for ssl:// "
+			"($MQPIPE_CERT, $MQPIPE_KEY)\n",
+			agent, opts->tool_synopsis, opts->tool_about ? opts->tool_about : "");
+		options__usage_extra(out, extra, n_extra);
+		return;
+	}
 	fprintf(out,
 		"Usage: mqpipe-%s [OPTION]...\n"
 		"mqpipe %s agent: reads and writes events through an MQTT broker.\n\n"
@@ -101,19 +159,12 @@ static void options__usage(FILE *out, const char *agent, const struct mqp_extra_
 		"      --log-format F        kv (default) or json\n"
 		"      --metrics-interval S  seconds between metrics reports (default 10)\n"
 		"      --sync MODE           normal (default: survives a process crash) or full\n"
-		"                            (fsync each message: survives power loss, slower)\n",
+		"                            (fsync each message: survives power loss, slower)\n"
+		"      --max-payload N       longest payload in bytes; a longer one is a dead letter\n"
+		"                            holding its first bytes (default 1048576; the\n"
+		"                            dispatcher's 16777216, for jobs of 100 000 cases)\n",
 		agent, agent, agent, agent, agent);
-	for (size_t i = 0; i < n_extra; i++) {
-		char left[64];
-		snprintf(left, sizeof(left), "--%s%s%s", extra[i].name, extra[i].has_arg ? " " : "",
-			 extra[i].has_arg ? extra[i].arg_name : "");
-		if (extra[i].short_name)
-			fprintf(out, "  -%c, %-20s  %s\n", extra[i].short_name, left, extra[i].help);
-		else
-			fprintf(out, "      %-20s  %s\n", left, extra[i].help);
-	}
-	fprintf(out, "  -h, --help                this help\n"
-		     "  -V, --version             print the version\n");
+	options__usage_extra(out, extra, n_extra);
 }
 
 /* The default --db: <state dir>/<name>.db, the state dir being systemd's
@@ -148,6 +199,7 @@ static void options__defaults(struct mqp_options *opts, const char *agent)
 	opts->log_level = MQP_LOG_INFO;
 	opts->log_format = MQP_LOG_KV;
 	opts->metrics_interval_s = 10;
+	opts->max_payload = 0; /* not given: the runtime applies the agent's default */
 }
 
 static int options__valid_uri(const char *uri)
@@ -195,8 +247,11 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 					size_t n_extra, void *extra_ctx, FILE *out, FILE *err)
 {
 	int max_args = opts->max_args;
+	const char *synopsis = opts->tool_synopsis, *about = opts->tool_about;
 	options__defaults(opts, agent);
 	opts->max_args = max_args;
+	opts->tool_synopsis = synopsis;
+	opts->tool_about = about;
 	struct option longopts[OPTIONS__N_COMMON + 32 + 1];
 	if (n_extra > 32)
 		n_extra = 32;
@@ -309,6 +364,13 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 					 "--metrics-interval '%s': whole seconds from 1 to 86400", optarg);
 			break;
 		}
+		case OPT_MAX_PAYLOAD:
+			/* MQTT's own limit is 256 MB; an agent reads a payload whole */
+			bad = mqp_parse_long(optarg, 64, 268435455, &opts->max_payload) != 0;
+			if (bad)
+				snprintf(msg, sizeof(msg), "--max-payload '%s': bytes from 64 to 268435455",
+					 optarg);
+			break;
 		case OPT_SYNC:
 			if (strcmp(optarg, "normal") == 0)
 				opts->sync_full = 0;
@@ -319,7 +381,7 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 					       optarg) > 0;
 			break;
 		case 'h':
-			options__usage(out, agent, extra, n_extra);
+			options__usage(out, opts, agent, extra, n_extra);
 			return MQP_PARSE_EXIT_OK;
 		case 'V':
 			fprintf(out, "mqpipe-%s %s\n", agent, MQPIPE_VERSION);

@@ -26,6 +26,7 @@
 #define RUNTIME__BATCH 2048          /* records per transaction at most */
 #define RUNTIME__IDLE_WAIT_MS 250    /* applier wake-up when idle (acks, heartbeat) */
 #define RUNTIME__EX_SOFTWARE 70      /* sysexits.h: our own failure, systemd restarts */
+#define RUNTIME__CUT_KEEP 256       /* bytes of an over-long payload kept for its dead letter */
 #define RUNTIME__PUBACK 4            /* MQTT control packet type (Paho keeps its enum private) */
 #define RUNTIME__MIN_RECEIVE_MAX 1000 /* below it, warn at connect (net.h) */
 #define RUNTIME__ID_STATUS (-1)      /* send contexts that are not outbox rows */
@@ -205,7 +206,8 @@ static void runtime__on_sent(void *context, MQTTAsync_successData5 *response)
  * "not authorized". Quota exceeded and unspecified errors may pass later. */
 static int runtime__refused_for_good(const MQTTAsync_failureData5 *r)
 {
-	return r && r->packet_type == RUNTIME__PUBACK && r->reasonCode >= MQTTREASONCODE_IMPLEMENTATION_SPECIFIC_ERROR &&
+	return r && r->packet_type == RUNTIME__PUBACK &&
+	       r->reasonCode >= MQTTREASONCODE_IMPLEMENTATION_SPECIFIC_ERROR &&
 	       r->reasonCode != MQTTREASONCODE_QUOTA_EXCEEDED;
 }
 
@@ -217,7 +219,8 @@ static void runtime__on_send_failed(void *context, MQTTAsync_failureData5 *respo
 		/* Sending again would be refused again, in a loop: the row stays in
 		 * the outbox (outbox_depth shows it) and is offered once more at
 		 * the next start, after the broker's ACL is mended. */
-		mqp_error("publish_refused", "id=%lld reason=%d msg=\"%s\" action=\"kept in the outbox until restart\"",
+		mqp_error("publish_refused",
+			  "id=%lld reason=%d msg=\"%s\" action=\"kept in the outbox until restart\"",
 			  (long long)id, (int)response->reasonCode,
 			  MQTTReasonCode_toString(response->reasonCode));
 		mqp_metrics_error(rt->metrics);
@@ -467,6 +470,27 @@ static int runtime__deadletter(struct mqp_ctx *ctx, const char *reason)
 	return rc;
 }
 
+/* Answers a request the agent never saw (its payload was over the limit) on
+ * its response topic, as a request/response agent answers bad input:
+ * {"status":400,"errors":[{"field":"body","message":reason}]}. Returns 0 or
+ * MQP_ERR_NOMEM. */
+static int runtime__refuse_request(struct mqp_ctx *ctx, const char *reason)
+{
+	cJSON *o = cJSON_CreateObject(), *errs, *e;
+	char *text = NULL;
+	if (o && cJSON_AddNumberToObject(o, "status", 400) &&
+	    (errs = cJSON_AddArrayToObject(o, "errors")) && (e = cJSON_CreateObject()) &&
+	    cJSON_AddItemToArray(errs, e) && cJSON_AddStringToObject(e, "field", "body") &&
+	    cJSON_AddStringToObject(e, "message", reason))
+		text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!text)
+		return MQP_ERR_NOMEM;
+	int rc = mqp_reply(ctx, ctx->msg->response_topic, text, strlen(text));
+	cJSON_free(text);
+	return rc;
+}
+
 /* mqp_inbox_read callback: applies one record inside its own savepoint. A
  * negative return stops the batch: the transaction is rolled back and the
  * agent exits without acknowledging anything more. */
@@ -495,6 +519,13 @@ static int runtime__apply(void *arg, const struct mqp_inbox_record *rec)
 	mqp_metrics_in(rt->metrics, rt->topic_buf, tlen);
 	rt->batch_received_us[rt->n_batch++] = rec->received_us;
 
+	if (rec->cut_from) {
+		snprintf(why.text, sizeof(why.text),
+			 "payload of %llu bytes is over the limit of %ld (--max-payload); its first %zu bytes are kept",
+			 (unsigned long long)rec->cut_from, rt->opts.max_payload, rec->payload_len);
+		int rc = msg.response_topic ? runtime__refuse_request(&ctx, why.text) : MQP_OK;
+		return rc ? rc : runtime__deadletter(&ctx, why.text);
+	}
 	size_t outputs_before = rt->n_outputs;
 	int rc = mqp_store_savepoint(rt->store);
 	if (rc)
@@ -641,7 +672,7 @@ static int runtime__on_message(void *context, char *topic, int topic_len, MQTTAs
 	/* topic_len is 0 unless the topic holds NULs (then it is the real length). */
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	/* An MQTT 5 request: keep where and with what the answer must go. */
-	struct mqp_inbox_reply_to reply_to = {0};
+	struct mqp_inbox_meta meta = {0};
 	MQTTProperty *rtp = MQTTProperties_getProperty(&m->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
 	/* A response topic with wildcards could never be published to: the
 	 * answer would wait in the outbox for ever. Such a request is answered
@@ -651,15 +682,22 @@ static int runtime__on_message(void *context, char *topic, int topic_len, MQTTAs
 	    !memchr(rtp->value.data.data, '#', (size_t)rtp->value.data.len)) {
 		MQTTProperty *cdp = MQTTProperties_getProperty(&m->properties,
 							       MQTTPROPERTY_CODE_CORRELATION_DATA);
-		reply_to.response_topic = rtp->value.data.data;
-		reply_to.response_topic_len = (size_t)rtp->value.data.len;
+		meta.response_topic = rtp->value.data.data;
+		meta.response_topic_len = (size_t)rtp->value.data.len;
 		if (cdp) {
-			reply_to.correlation = cdp->value.data.data;
-			reply_to.correlation_len = (size_t)cdp->value.data.len;
+			meta.correlation = cdp->value.data.data;
+			meta.correlation_len = (size_t)cdp->value.data.len;
 		}
 	}
-	int rc = mqp_inbox_append(rt->inbox, topic, tlen, m->payload, (size_t)m->payloadlen,
-				  m->qos, now, reply_to.response_topic ? &reply_to : NULL);
+	/* Over the limit, only the start is kept, for the dead letter: the
+	 * applier never holds such a payload whole. */
+	size_t keep = (size_t)m->payloadlen;
+	if (m->payloadlen > rt->opts.max_payload) {
+		meta.cut_from = (uint64_t)m->payloadlen;
+		keep = RUNTIME__CUT_KEEP;
+	}
+	int rc = mqp_inbox_append(rt->inbox, topic, tlen, m->payload, keep, m->qos, now,
+				  meta.response_topic || meta.cut_from ? &meta : NULL);
 	if (rc) {
 		/* Not stored, so not acknowledged: Paho keeps it and offers it again. */
 		char qt[300];
@@ -1047,6 +1085,8 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 	case MQP_PARSE_USAGE: return MQP_EX_USAGE;
 	case MQP_PARSE_RUN: break;
 	}
+	if (!rt->opts.max_payload) /* no --max-payload: the agent's own default, else the common one */
+		rt->opts.max_payload = agent->max_payload ? agent->max_payload : MQP_MAX_PAYLOAD_DEFAULT;
 	mqp_log_init(rt->opts.log_level, rt->opts.log_format, agent->name);
 
 	/* Signals are taken synchronously by the main loop; every thread started

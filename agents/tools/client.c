@@ -46,9 +46,7 @@ static void client__on_connected(void *ctx, char *cause)
 	client__signal(c, &c->connected, NULL);
 }
 
-/* Counts an acknowledgement. The publisher is woken only once its window
- * has half drained, not at every ack: one futex wake per ack cost a third of
- * the replay rate. */
+/* Notes the broker's Receive Maximum from its CONNACK (see tool_publish). */
 static void client__on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 {
 	struct tool_client *c = ctx;
@@ -57,6 +55,9 @@ static void client__on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Counts an acknowledgement. The publisher is woken only once its window
+ * has half drained, not at every ack: one futex wake per ack cost a third of
+ * the replay rate. */
 static void client__on_sent(void *ctx, MQTTAsync_successData5 *r)
 {
 	(void)r;

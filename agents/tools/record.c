@@ -157,7 +157,10 @@ static const struct mqp_extra_option record__options[] = {
 int main(int argc, char **argv)
 {
 	static struct record r = {.first = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
-	struct mqp_options opts = {0};
+	struct mqp_options opts = {
+		.tool_synopsis = "-t FILTER... [OPTION]...",
+		.tool_about = "Writes the messages on the topic filters as JSON Lines, one flushed line each.",
+	};
 	switch (mqp_options_parse(&opts, "record", argc, argv, record__options,
 				  MQP_LEN(record__options), &r, stdout, stderr)) {
 	case MQP_PARSE_EXIT_OK: return 0;

@@ -143,7 +143,13 @@ static int replay__send(struct tool_client *c, const struct mqp_options *opts,
 int main(int argc, char **argv)
 {
 	struct replay r = {.speed = 1, .loops = 1, .qos = -1};
-	struct mqp_options opts = {.max_args = 1};
+	struct mqp_options opts = {
+		.max_args = 1,
+		.tool_synopsis = "[OPTION]... FILE",
+		.tool_about = "Publishes a trace (mqpipe JSON Lines, mosquitto_sub -F %J, or mqtt-recorder\n"
+			      "CSV; FILE - is standard input) with its recorded spacing, and waits for\n"
+			      "every acknowledgement.",
+	};
 	switch (mqp_options_parse(&opts, "replay", argc, argv, replay__options,
 				  MQP_LEN(replay__options), &r, stdout, stderr)) {
 	case MQP_PARSE_EXIT_OK: return 0;

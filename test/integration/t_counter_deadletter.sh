@@ -65,4 +65,17 @@ cut -d' ' -f2- "$T/dl.out" | "$MQPIPE_ROOT/scripts/schemas" validate deadletter 
 	fail "the binary payload is not stored byte for byte"
 [ "$(db 'SELECT count(*) FROM recv_message')" -eq 1 ] || fail "a bad message was stored"
 kill -0 "$COUNTER_PID" || fail "the counter died"
-echo "all ok: $total dead letters"
+
+# Over --max-payload (default 1 MiB): a dead letter holding the first 256
+# bytes, and the agent never holds the payload whole.
+head -c 3000000 /dev/zero | tr '\0' 'x' >"$T/huge"
+mosquitto_pub -p "$BROKER_PORT" -q 1 -t recv_message -f "$T/huge"
+pub recv_message '{"moduleId":"after-huge","timestamp":12}'
+wait_for 30 bash -c "[ \$(wc -l <'$T/dl.out') -ge $((total + 1)) ]" || fail "no dead letter for a 3 MB payload"
+line=$(sed -n "$((total + 1))p" "$T/dl.out")
+echo "${line#* }" | jq -e '(.payload | length) == 256 and (.reason | contains("payload of 3000000 bytes is over the limit of 1048576"))' \
+	>/dev/null || fail "3 MB payload: $(cut -c1-300 <<<"$line")"
+wait_for 20 bash -c "[ \$(sqlite3 '$T/counter.db' 'SELECT count(*) FROM recv_message') -eq 2 ]" ||
+	fail "the counter stopped after the huge payload"
+[ "$(awk '/^VmHWM/ { print $2 }' "/proc/$COUNTER_PID/status")" -lt 65536 ] || fail "the counter's memory grew past 64 MB"
+echo "all ok: $((total + 1)) dead letters"

@@ -92,4 +92,30 @@ out=$("$BIN/mqpipe-load" -b "$BROKER_URI" -n 500 --window 16 --json)
 [ "$(jq '.answered == 500 and .lost == 0 and .other == 0 and .status_400 > 0' <<<"$out")" = true ] ||
 	fail "load: $out"
 [ "$(users)" -eq $((before + $(jq .status_200 <<<"$out"))) ] || fail "load stored $(users), not $before + $(jq .status_200 <<<"$out")"
+note "a request over --max-payload: a 400 naming the body, and a dead letter"
+head -c 2000000 /dev/zero | tr '\0' 'a' >"$T/huge"
+# (mosquitto_rr has no -f, and one argument holds at most 128 KiB)
+mosquitto_sub -p "$BROKER_PORT" -q 1 -t it/replies/6 -C 1 -W 20 >"$T/big.out" &
+bigsub=$!
+sleep 0.3
+mosquitto_pub -p "$BROKER_PORT" -q 1 -t user.ingest -f "$T/huge" -D publish response-topic it/replies/6 \
+	-D publish correlation-data big-1
+wait "$bigsub" || fail "no answer to a 2 MB request"
+big=$(cat "$T/big.out")
+[ "$(jq -c '[.status, .errors[0].field]' <<<"$big")" = '[400,"body"]' ] || fail "2 MB request: $(cut -c1-300 <<<"$big")"
+jq -e '.errors[0].message | contains("payload of 2000000 bytes is over the limit of 1048576")' <<<"$big" >/dev/null ||
+	fail "2 MB request: $big"
+[ "$(sqlite3 "$T/ingest.db" "SELECT count(*) FROM deadletter WHERE reason LIKE 'payload of 2000000 bytes%' AND length(payload) = 256")" -eq 1 ] ||
+	fail "no dead letter for the 2 MB request"
+
+note "--retain-requests: after it, a repeat is a new request, and the table is bounded"
+start_agent short mqpipe-ingest -i it-short -p short -d "$T/short.db" --retain-requests 1s
+srr() { mosquitto_rr -p "$BROKER_PORT" -q 1 -e "short/it/replies/$1" -W 10 "${@:2}"; }
+one=$(srr 1 -t short/user.ingest -D publish correlation-data k-1 -m 'user_name=F&email=f@b.com&pincode=1111')
+two=$(srr 2 -t short/user.ingest -D publish correlation-data k-1 -m 'user_name=G&email=g@b.com&pincode=2222')
+[ "$one" = "$two" ] || fail "within the retention a repeat answered differently: $one / $two"
+wait_for 20 bash -c "[ \$(sqlite3 '$T/short.db' 'SELECT count(*) FROM request') -eq 0 ]" ||
+	fail "answers not forgotten: $(sqlite3 "$T/short.db" 'SELECT count(*) FROM request') left"
+three=$(srr 3 -t short/user.ingest -D publish correlation-data k-1 -m 'user_name=H&email=h@b.com&pincode=3333')
+[ "$(jq -r .user.user_name <<<"$three")" = H ] || fail "after the retention the repeat got the old answer: $three"
 echo "ok"

@@ -92,6 +92,19 @@ grep -q '^aggregate.trigger {"requestId":"big","target":600,"completed":600}$' "
 [ "$(sqlite3 "$T/aggregator.db" "SELECT count(*) FROM agg_input")" -eq 0 ] || fail "checkpoints left after the summaries"
 [ "$(summary_of big | wc -l)" -eq 1 ] || fail "big summarised twice"
 
+note "inputs whose job.accepted never comes are forgotten after --retain-jobs"
+start_agent orphans mqpipe-aggregator -i it-orphans -p orphans -d "$T/orphans.db" --retain-jobs 2s
+for c in 1 2 3; do
+	pub orphans/compute.done "{\"requestId\":\"never-accepted\",\"caseId\":\"c-$c\",\"processingMs\":1,\"result\":{\"status\":\"success\"},\"worker\":\"w\"}"
+done
+pub orphans/aggregate.trigger '{"requestId":"trigger-only","target":1,"completed":1}'
+wait_for 20 log_has "$T/orphans.log" 'event=orphan_forgotten request_id=never-accepted inputs=3' ||
+	fail "orphan not forgotten: $(tail -3 "$T/orphans.log")"
+wait_for 20 log_has "$T/orphans.log" 'event=orphan_forgotten request_id=trigger-only inputs=0' ||
+	fail "trigger-only orphan not forgotten: $(tail -3 "$T/orphans.log")"
+[ "$(sqlite3 "$T/orphans.db" 'SELECT (SELECT count(*) FROM agg_job) + (SELECT count(*) FROM agg_input)')" -eq 0 ] ||
+	fail "orphan rows left: $(sqlite3 "$T/orphans.db" 'SELECT * FROM agg_job')"
+
 note "bad flags"
 for args in "--concurrency 0" "--work-ms 5-1" "--latency-scale x" "--profile /nonexistent"; do
 	set +e

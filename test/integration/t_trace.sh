@@ -95,6 +95,12 @@ wait_for 20 log_has "$T/narrow-counter.log" "event=broker_receive_maximum_low re
 	fail "no warning: $(cat "$T/narrow-counter.log")"
 stop_pid "$CP"
 
+note "help shows the tools' own usage, without the agents' flags"
+"$BIN/mqpipe-replay" --help >"$T/help.txt"
+grep -q '^Usage: mqpipe-replay \[OPTION\]... FILE$' "$T/help.txt" || fail "replay --help: $(head -2 "$T/help.txt")"
+grep -q -- '--fast' "$T/help.txt" && ! grep -q -- '--db\|--sync' "$T/help.txt" || fail "replay --help: $(cat "$T/help.txt")"
+"$BIN/mqpipe-record" --help | grep -q '^Usage: mqpipe-record -t FILTER' || fail "record --help"
+
 note "bad flags"
 for args in "--speed 0 $T/sub.txt" "--fast --rate 5 $T/sub.txt" "--qos 3 $T/sub.txt" "" "a b"; do
 	set +e

@@ -69,8 +69,8 @@ Test(inbox, keeps_a_requests_response_topic_and_correlation_data)
 {
 	struct mqp_inbox *in;
 	cr_assert_eq(mqp_inbox_open(&in, path, 0, 0), 0);
-	struct mqp_inbox_reply_to both = {"replies/1", 9, "abc", 3};
-	struct mqp_inbox_reply_to topic_only = {"replies/2", 9, NULL, 0};
+	struct mqp_inbox_meta both = {"replies/1", 9, "abc", 3, 0};
+	struct mqp_inbox_meta topic_only = {"replies/2", 9, NULL, 0, 0};
 	cr_assert_eq(mqp_inbox_append(in, "q", 1, "{}", 2, 1, 1, &both), 0);
 	cr_assert_eq(mqp_inbox_append(in, "q", 1, "x", 1, 1, 1, &topic_only), 0);
 	append(in, "q", "plain");
@@ -81,6 +81,36 @@ Test(inbox, keeps_a_requests_response_topic_and_correlation_data)
 	cr_assert_str_eq(s.text[0], "q={} rt=replies/1 cd=abc");
 	cr_assert_str_eq(s.text[1], "q=x rt=replies/2 cd=");
 	cr_assert_str_eq(s.text[2], "q=plain rt= cd=");
+	mqp_inbox_close(in);
+}
+
+static int collect_cut(void *ctx, const struct mqp_inbox_record *r)
+{
+	struct seen *s = ctx;
+	snprintf(s->text[s->n], sizeof(s->text[0]), "%.*s=%.*s cut=%llu rt=%.*s", (int)r->topic_len,
+		 r->topic, (int)r->payload_len, (const char *)r->payload,
+		 (unsigned long long)r->cut_from, (int)r->response_topic_len,
+		 r->response_topic ? r->response_topic : "");
+	s->seq[s->n++] = r->seq;
+	return 0;
+}
+
+Test(inbox, keeps_the_original_length_of_a_cut_payload)
+{
+	struct mqp_inbox *in;
+	cr_assert_eq(mqp_inbox_open(&in, path, 0, 0), 0);
+	struct mqp_inbox_meta cut = {NULL, 0, NULL, 0, 5000000};
+	struct mqp_inbox_meta cut_request = {"replies/3", 9, "c", 1, 70000};
+	cr_assert_eq(mqp_inbox_append(in, "big", 3, "head", 4, 1, 1, &cut), 0);
+	cr_assert_eq(mqp_inbox_append(in, "big", 3, "hd", 2, 1, 1, &cut_request), 0);
+	append(in, "small", "whole");
+	mqp_inbox_close(in);
+	cr_assert_eq(mqp_inbox_open(&in, path, 0, 0), 0, "read back after a restart");
+	struct seen s = {0};
+	cr_assert_eq(mqp_inbox_read(in, 100, collect_cut, &s), 3);
+	cr_assert_str_eq(s.text[0], "big=head cut=5000000 rt=");
+	cr_assert_str_eq(s.text[1], "big=hd cut=70000 rt=replies/3");
+	cr_assert_str_eq(s.text[2], "small=whole cut=0 rt=");
 	mqp_inbox_close(in);
 }
 

@@ -94,18 +94,3 @@ Test(trigger, event_has_the_documented_fields)
 	cJSON_Delete(o);
 }
 
-Test(duration, reads_seconds_and_units)
-{
-	int64_t ms;
-	cr_assert_eq(jobs_parse_duration("90", &ms), 0);
-	cr_assert_eq(ms, 90000);
-	cr_assert_eq(jobs_parse_duration("90m", &ms), 0);
-	cr_assert_eq(ms, 5400000);
-	cr_assert_eq(jobs_parse_duration("7d", &ms), 0);
-	cr_assert_eq(ms, 7LL * 86400000);
-	cr_assert_eq(jobs_parse_duration("0", &ms), 0);
-	cr_assert_eq(ms, 0);
-	const char *bad[] = {"", "m", "-1", "5w", "5mm", "3651d", "99999999999999999999"};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_assert_eq(jobs_parse_duration(bad[i], &ms), MQP_ERR_INVAL, "'%s'", bad[i]);
-}

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mqpipe/error.h"
 #include "mqpipe/options.h"
 
 static FILE *out, *err;
@@ -231,4 +232,20 @@ Test(log_quote, leaves_plain_tokens_and_quotes_the_rest)
 	const char *cut = mqp_log_quote(buf, 8, "a very long value");
 	cr_assert_lt(strlen(cut), 8, "bounded: '%s'", cut);
 	cr_assert(cut[0] == '"' && cut[strlen(cut) - 1] == '"' && strlen(cut) >= 2, "'%s'", cut);
+}
+
+Test(duration, reads_seconds_and_units)
+{
+	int64_t ms;
+	cr_assert_eq(mqp_parse_duration("90", &ms), 0);
+	cr_assert_eq(ms, 90000);
+	cr_assert_eq(mqp_parse_duration("90m", &ms), 0);
+	cr_assert_eq(ms, 5400000);
+	cr_assert_eq(mqp_parse_duration("7d", &ms), 0);
+	cr_assert_eq(ms, 7LL * 86400000);
+	cr_assert_eq(mqp_parse_duration("0", &ms), 0);
+	cr_assert_eq(ms, 0);
+	const char *bad[] = {"", "m", "-1", "5w", "5mm", "3651d", "99999999999999999999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(mqp_parse_duration(bad[i], &ms), MQP_ERR_INVAL, "'%s'", bad[i]);
 }

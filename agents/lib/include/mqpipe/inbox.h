@@ -11,7 +11,8 @@
  *
  * Record: "MQIB" | u32 body_len | body | u32 FNV-1a(body), where body is
  * u64 seq | i64 received_us | u16 topic_len | u8 qos | u8 flags | topic |
- * [u16 len | response topic | u16 len | correlation data, when flags bit 0] | payload.
+ * [u16 len | response topic | u16 len | correlation data, when flags bit 0] |
+ * [u64 original payload length, when flags bit 1: the payload was cut] | payload.
  * Once every record is applied the writer wraps to offset 0 (overwriting
  * cached pages is far cheaper than growing a file), so the records that count
  * are the run from offset 0 whose seq keeps rising and whose checksums hold.
@@ -39,14 +40,20 @@ struct mqp_inbox_record {
 	size_t response_topic_len;
 	const void *correlation;
 	size_t correlation_len;
+	/* >0: the message's payload had this many bytes, over the agent's limit,
+	 * and only its start was kept (for the dead letter). */
+	uint64_t cut_from;
 };
 
-/* The request/response properties of a message being appended. */
-struct mqp_inbox_reply_to {
+/* What a message being appended carries besides topic and payload: the
+ * request/response properties (response_topic NULL when none), and cut_from
+ * (>0: the payload passed is the start of one that many bytes long). */
+struct mqp_inbox_meta {
 	const char *response_topic;
 	size_t response_topic_len;
 	const void *correlation;   /* may be NULL */
 	size_t correlation_len;
+	uint64_t cut_from;
 };
 
 /* Opens or creates the inbox at path, finding the end of its records. Records with
@@ -56,12 +63,13 @@ int mqp_inbox_open(struct mqp_inbox **out, const char *path, uint64_t applied_se
 void mqp_inbox_close(struct mqp_inbox *inbox);
 
 /* Appends one message with a single write(2) (thread-safe; any thread);
- * reply_to, when not NULL, keeps its response topic and correlation data.
+ * meta, when not NULL, adds its response topic and correlation data and its
+ * cut_from.
  * Returns 0 once the bytes are in the kernel, MQP_ERR_INVAL when it is too
  * large, or MQP_ERR_IO / MQP_ERR_NOMEM. */
 int mqp_inbox_append(struct mqp_inbox *inbox, const char *topic, size_t topic_len,
 		     const void *payload, size_t len, int qos, int64_t received_us,
-		     const struct mqp_inbox_reply_to *reply_to);
+		     const struct mqp_inbox_meta *meta);
 
 /* Waits up to timeout_ms for records not yet handed out. Returns 1 when there
  * are some, 0 on timeout or mqp_inbox_wake. Consumer thread only. */

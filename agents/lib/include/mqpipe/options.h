@@ -5,12 +5,15 @@
 #ifndef MQPIPE_OPTIONS_H
 #define MQPIPE_OPTIONS_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include "mqpipe/log.h"
 
 #define MQP_EX_USAGE 64 /* sysexits.h EX_USAGE */
 
 /* The number of elements of an array (not a pointer). */
+/* The default --max-payload: 1 MiB, far above any payload SPEC defines. */
+#define MQP_MAX_PAYLOAD_DEFAULT 1048576L
 #define MQP_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 struct mqp_options {
@@ -27,7 +30,11 @@ struct mqp_options {
 	enum mqp_log_format log_format;
 	int metrics_interval_s;
 	int sync_full;              /* --sync full: fsync each inbox write */
+	long max_payload;           /* --max-payload: longer payloads are dead letters; 0 not given */
 	int max_args;               /* operands allowed after the flags (tools: a file) */
+	/* A tool's "[OPTION]... FILE" and one-line description, set before the
+	 * call: --help then shows them and only the connection flags. */
+	const char *tool_synopsis, *tool_about;
 	char **args;                /* the operands, when max_args > 0 */
 	int n_args;
 };
@@ -71,5 +78,13 @@ int mqp_read_option_file(const char *path, char *buf, size_t cap, size_t *len, c
 
 /* Parses a whole decimal number in [min, max]. Returns 0 or MQP_ERR_INVAL. */
 int mqp_parse_long(const char *text, long min, long max, long *out);
+
+/* Parses a retention-style duration: whole seconds, or a number followed by
+ * s, m, h or d, at most ten years. Returns 0 with *ms set, or MQP_ERR_INVAL. */
+int mqp_parse_duration(const char *text, int64_t *ms);
+
+/* mqp_parse_duration for an agent's flag handler: on error err says what a
+ * duration looks like. Returns 0 or -1. */
+int mqp_duration_arg(const char *arg, int64_t *ms, char *err, size_t errlen);
 
 #endif

@@ -51,6 +51,7 @@ struct mqp_agent {
 	const struct mqp_extra_option *options; /* agent-specific flags, may be NULL */
 	size_t n_options;
 	void *options_ctx;                 /* passed to the options' handlers */
+	long max_payload;                  /* default --max-payload; 0: MQP_MAX_PAYLOAD_DEFAULT */
 	/* Called once the store is open, before any message: prepare statements.
 	 * Returns 0 or a negative error (the agent then exits 1). */
 	int (*init)(void *state, struct mqp_store *store);
