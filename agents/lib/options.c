@@ -19,6 +19,7 @@ enum {
 	OPT_METRICS_INTERVAL,
 	OPT_SYNC,
 	OPT_MAX_PAYLOAD,
+	OPT_REPUBLISH_WINDOW,
 	OPT_EXTRA_BASE = 2000,
 };
 
@@ -61,6 +62,7 @@ static const struct option options__common[] = {
 	{"metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL},
 	{"sync", required_argument, NULL, OPT_SYNC},
 	{"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
+	{"republish-window", required_argument, NULL, OPT_REPUBLISH_WINDOW},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 };
@@ -162,7 +164,10 @@ static void options__usage(FILE *out, const struct mqp_options *opts, const char
 		"                            (fsync each message: survives power loss, slower)\n"
 		"      --max-payload N       longest payload in bytes; a longer one is a dead letter\n"
 		"                            holding its first bytes (default 1048576; the\n"
-		"                            dispatcher's 16777216, for jobs of 100 000 cases)\n",
+		"                            dispatcher's 16777216, for jobs of 100 000 cases)\n"
+		"      --republish-window S  after a reconnect, publish again the outputs the broker\n"
+		"                            acknowledged in the last S seconds, which a broker crash\n"
+		"                            may have lost (default 10: twice the autosave; 0 off)\n",
 		agent, agent, agent, agent, agent);
 	options__usage_extra(out, extra, n_extra);
 }
@@ -200,6 +205,7 @@ static void options__defaults(struct mqp_options *opts, const char *agent)
 	opts->log_format = MQP_LOG_KV;
 	opts->metrics_interval_s = 10;
 	opts->max_payload = 0; /* not given: the runtime applies the agent's default */
+	opts->republish_window_s = 10;
 }
 
 static int options__valid_uri(const char *uri)
@@ -362,6 +368,15 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 			if (bad)
 				snprintf(msg, sizeof(msg),
 					 "--metrics-interval '%s': whole seconds from 1 to 86400", optarg);
+			break;
+		}
+		case OPT_REPUBLISH_WINDOW: {
+			long v;
+			bad = mqp_parse_long(optarg, 0, 86400, &v) != 0;
+			opts->republish_window_s = (int)v;
+			if (bad)
+				snprintf(msg, sizeof(msg), "--republish-window '%s': seconds from 0 to 86400",
+					 optarg);
 			break;
 		}
 		case OPT_MAX_PAYLOAD:

@@ -77,6 +77,10 @@ struct runtime {
 	MQTTProperties conn_props;
 	MQTTAsync_SSLOptions ssl;
 	atomic_int connect_failed, subscribe_failed, online, ever_online, offline_acked, disconnected;
+	atomic_int connects;       /* successful connects so far */
+	atomic_int republish_due;  /* reconnected: publish the republish window again */
+	int64_t next_outbox_purge_ms;
+	long republished;          /* rows sent by the last runtime__republish */
 	/* Adaptive Nagle (see runtime__on_message): the broker socket, whether
 	 * TCP_NODELAY is on, and when the last message arrived. */
 	atomic_int broker_fd, nodelay_on;
@@ -544,18 +548,54 @@ static int runtime__apply(void *arg, const struct mqp_inbox_record *rec)
 	return runtime__deadletter(&ctx, why.text);
 }
 
-/* Deletes the outbox rows the broker acknowledged (inside the open transaction). */
-static int runtime__delete_acked(struct runtime *rt)
+/* Marks the outbox rows the broker acknowledged (inside the open
+ * transaction), and about once a second forgets those acknowledged before
+ * the republish window. A row acknowledged again (it was republished) is
+ * counted once. */
+static int runtime__note_acked(struct runtime *rt)
 {
 	struct runtime__ids ids;
 	runtime__ids_take(rt, &rt->acked, &ids);
+	int64_t now = mqp_now_ms();
+	long long newly = 0;
 	int rc = MQP_OK;
-	for (size_t i = 0; i < ids.n && !rc; i++)
-		rc = mqp_store_outbox_delete(rt->store, ids.v[i]);
-	if (!rc)
-		atomic_fetch_sub(&rt->outbox_depth, (long long)ids.n);
+	for (size_t i = 0; i < ids.n && rc >= 0; i++)
+		if ((rc = mqp_store_outbox_acked(rt->store, ids.v[i], now)) > 0)
+			newly++;
 	free(ids.v);
-	return rc;
+	if (rc < 0)
+		return rc;
+	atomic_fetch_sub(&rt->outbox_depth, newly);
+	if (now < rt->next_outbox_purge_ms)
+		return MQP_OK;
+	rt->next_outbox_purge_ms = now + 1000;
+	rc = mqp_store_outbox_purge(rt->store, now - rt->opts.republish_window_s * 1000LL);
+	return rc < 0 ? rc : MQP_OK;
+}
+
+/* mqp_store_outbox_acked_since callback: sends a row again and counts it. */
+static int runtime__republish_row(void *ctx, const struct mqp_outbox_row *row)
+{
+	struct runtime *rt = ctx;
+	rt->republished++;
+	return runtime__send_row(rt, row);
+}
+
+/* After a reconnect: the broker may have crashed and lost what it accepted
+ * since its last snapshot (mosquitto autosaves every few seconds), so the
+ * outputs acknowledged within --republish-window go out again. Consumers
+ * are idempotent; a repeat costs nothing. Returns 0 or MQP_ERR_DB. */
+static int runtime__republish(struct runtime *rt)
+{
+	if (rt->opts.republish_window_s <= 0)
+		return MQP_OK;
+	rt->republished = 0;
+	int rc = mqp_store_outbox_acked_since(rt->store,
+					      mqp_now_ms() - rt->opts.republish_window_s * 1000LL,
+					      runtime__republish_row, rt);
+	mqp_info("outbox_republished", "rows=%ld window_s=%d", rt->republished,
+		 rt->opts.republish_window_s);
+	return rc < 0 ? rc : MQP_OK;
 }
 
 /* Sends again the outbox rows whose send failed (call while online).
@@ -592,7 +632,7 @@ static int runtime__apply_batch(struct runtime *rt)
 	if (rc)
 		return rc;
 	rt->n_batch = 0;
-	rc = runtime__delete_acked(rt);
+	rc = runtime__note_acked(rt);
 	int n = rc ? rc : mqp_inbox_read(rt->inbox, RUNTIME__BATCH, runtime__apply, rt);
 	if (n > 0)
 		rc = mqp_store_meta_set(rt->store, "inbox_seq", (int64_t)mqp_inbox_last_seq(rt->inbox));
@@ -643,6 +683,8 @@ static void *runtime__applier_main(void *arg)
 		pthread_mutex_unlock(&rt->lock);
 		if (failures && atomic_load(&rt->online))
 			runtime__check(runtime__retry_failed(rt));
+		if (atomic_load(&rt->online) && atomic_exchange(&rt->republish_due, 0))
+			runtime__check(runtime__republish(rt));
 		int tick_due = rt->next_tick_ms && mqp_now_ms() >= rt->next_tick_ms;
 		if (ready || acks || tick_due) {
 			int n = runtime__check(runtime__apply_batch(rt));
@@ -778,6 +820,8 @@ static void runtime__on_connected(void *context, char *cause)
 	int n = mqp_net_nodelay_to(rt->opts.broker, &fd);
 	atomic_store(&rt->nodelay_on, 1);
 	atomic_store(&rt->broker_fd, fd);
+	if (atomic_fetch_add(&rt->connects, 1) > 0) /* a reconnect, not the first connect */
+		atomic_store(&rt->republish_due, 1);
 	if (n <= 0)
 		mqp_warn("nodelay_not_set", "broker=%s result=%d", rt->opts.broker, n);
 	mqp_info("connected", "broker=%s cause=\"%s\" nodelay_sockets=%d", rt->opts.broker,

@@ -17,7 +17,9 @@ enum store__stmt {
 	ST_RELEASE,
 	ST_ROLLBACK_TO,
 	ST_OUTBOX_ADD,
-	ST_OUTBOX_DELETE,
+	ST_OUTBOX_ACKED,
+	ST_OUTBOX_PURGE,
+	ST_OUTBOX_SINCE,
 	ST_OUTBOX_EACH,
 	ST_OUTBOX_GET,
 	ST_OUTBOX_DEPTH,
@@ -36,10 +38,14 @@ static const char *const store__sql[ST__COUNT] = {
 	[ST_ROLLBACK_TO] = "ROLLBACK TO msg",
 	[ST_OUTBOX_ADD] = "INSERT INTO outbox(topic, payload, qos, retain, correlation, created_ms) "
 			  "VALUES (?1, ?2, ?3, ?4, ?5, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
-	[ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
-	[ST_OUTBOX_EACH] = "SELECT id, topic, payload, qos, retain, correlation FROM outbox ORDER BY id",
+	[ST_OUTBOX_ACKED] = "UPDATE outbox SET acked_ms = ?2 WHERE id = ?1 AND acked_ms IS NULL",
+	[ST_OUTBOX_PURGE] = "DELETE FROM outbox WHERE acked_ms < ?1",
+	[ST_OUTBOX_EACH] = "SELECT id, topic, payload, qos, retain, correlation FROM outbox"
+			   " WHERE acked_ms IS NULL ORDER BY id",
+	[ST_OUTBOX_SINCE] = "SELECT id, topic, payload, qos, retain, correlation FROM outbox"
+			    " WHERE acked_ms >= ?1 ORDER BY id",
 	[ST_OUTBOX_GET] = "SELECT id, topic, payload, qos, retain, correlation FROM outbox WHERE id = ?1",
-	[ST_OUTBOX_DEPTH] = "SELECT count(*) FROM outbox",
+	[ST_OUTBOX_DEPTH] = "SELECT count(*) FROM outbox WHERE acked_ms IS NULL",
 	[ST_DEADLETTER_ADD] = "INSERT INTO deadletter(topic, reason, payload, received_ms) "
 			      "VALUES (?1, ?2, ?3, ?4)",
 	[ST_META_GET] = "SELECT value FROM runtime_meta WHERE key = ?1",
@@ -57,6 +63,10 @@ static const struct mqp_migration store__runtime_migrations[] = {
 	 "CREATE TABLE runtime_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"},
 	/* A reply to an MQTT 5 request carries the request's correlation data. */
 	{"ALTER TABLE outbox ADD COLUMN correlation BLOB;"},
+	/* Acknowledged outputs stay for the republish window (a broker that
+	 * crashes loses what it accepted since its last snapshot). */
+	{"ALTER TABLE outbox ADD COLUMN acked_ms INTEGER;"
+	 "CREATE INDEX outbox_acked ON outbox(acked_ms) WHERE acked_ms IS NOT NULL;"},
 };
 
 struct mqp_store {
@@ -276,13 +286,27 @@ int mqp_store_outbox_add(struct mqp_store *store, const char *topic, const void 
 	return MQP_OK;
 }
 
-int mqp_store_outbox_delete(struct mqp_store *store, int64_t id)
+int mqp_store_outbox_acked(struct mqp_store *store, int64_t id, int64_t acked_ms)
 {
-	sqlite3_stmt *st = store->stmt[ST_OUTBOX_DELETE];
+	sqlite3_stmt *st = store->stmt[ST_OUTBOX_ACKED];
 	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, acked_ms);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? MQP_OK : mqp_store_fail(store, "outbox delete");
+	if (rc != SQLITE_DONE)
+		return mqp_store_fail(store, "outbox acked");
+	return sqlite3_changes(store->db);
+}
+
+int mqp_store_outbox_purge(struct mqp_store *store, int64_t before_ms)
+{
+	sqlite3_stmt *st = store->stmt[ST_OUTBOX_PURGE];
+	sqlite3_bind_int64(st, 1, before_ms);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return mqp_store_fail(store, "outbox purge");
+	return sqlite3_changes(store->db);
 }
 
 /* Calls fn on each row st yields. */
@@ -310,6 +334,13 @@ static int store__outbox_rows(struct mqp_store *store, sqlite3_stmt *st,
 int mqp_store_outbox_each(struct mqp_store *store, mqp_outbox_row_fn fn, void *ctx)
 {
 	return store__outbox_rows(store, store->stmt[ST_OUTBOX_EACH], fn, ctx);
+}
+
+int mqp_store_outbox_acked_since(struct mqp_store *store, int64_t since_ms, mqp_outbox_row_fn fn,
+				 void *ctx)
+{
+	sqlite3_bind_int64(store->stmt[ST_OUTBOX_SINCE], 1, since_ms);
+	return store__outbox_rows(store, store->stmt[ST_OUTBOX_SINCE], fn, ctx);
 }
 
 int mqp_store_outbox_get(struct mqp_store *store, int64_t id, mqp_outbox_row_fn fn, void *ctx)

@@ -99,7 +99,7 @@ static int collect(void *ctx, const struct mqp_outbox_row *row)
 	return 0;
 }
 
-Test(store, outbox_rows_stay_until_deleted)
+Test(store, outbox_rows_stay_until_acknowledged)
 {
 	struct mqp_store *s;
 	int64_t a, b;
@@ -122,9 +122,40 @@ Test(store, outbox_rows_stay_until_deleted)
 	struct rows one = {0};
 	cr_assert_eq(mqp_store_outbox_get(s, b, collect, &one), 0);
 	cr_assert_str_eq(one.topics[0], "two");
-	cr_assert_eq(mqp_store_outbox_delete(s, a), 0);
-	cr_assert_eq(mqp_store_outbox_delete(s, a), 0, "deleting twice is harmless");
+	cr_assert_eq(mqp_store_outbox_acked(s, a, 1000), 1);
+	cr_assert_eq(mqp_store_outbox_acked(s, a, 2000), 0, "acknowledged twice counts once");
 	cr_assert_eq(mqp_store_outbox_depth(s), 1);
+	struct rows waiting = {0};
+	cr_assert_eq(mqp_store_outbox_each(s, collect, &waiting), 0);
+	cr_assert_eq(waiting.n, 1, "the acknowledged row is not offered at start");
+	cr_assert_str_eq(waiting.topics[0], "two");
+	mqp_store_close(s);
+}
+
+Test(store, acknowledged_rows_stay_for_the_republish_window)
+{
+	struct mqp_store *s;
+	int64_t a, b, c;
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
+	cr_assert_eq(mqp_store_begin(s), 0);
+	cr_assert_eq(mqp_store_outbox_add(s, "old", "{}", 2, 1, 0, NULL, 0, &a), 0);
+	cr_assert_eq(mqp_store_outbox_add(s, "recent", "{}", 2, 1, 0, NULL, 0, &b), 0);
+	cr_assert_eq(mqp_store_outbox_add(s, "waiting", "{}", 2, 1, 0, NULL, 0, &c), 0);
+	cr_assert_eq(mqp_store_outbox_acked(s, a, 1000), 1);
+	cr_assert_eq(mqp_store_outbox_acked(s, b, 9000), 1);
+	cr_assert_eq(mqp_store_commit(s), 0);
+	struct rows since = {0};
+	cr_assert_eq(mqp_store_outbox_acked_since(s, 5000, collect, &since), 0);
+	cr_assert_eq(since.n, 1);
+	cr_assert_str_eq(since.topics[0], "recent");
+	cr_assert_eq(mqp_store_begin(s), 0);
+	cr_assert_eq(mqp_store_outbox_purge(s, 5000), 1, "only the row acknowledged before 5000");
+	cr_assert_eq(mqp_store_commit(s), 0);
+	struct rows left = {0};
+	cr_assert_eq(mqp_store_outbox_acked_since(s, 0, collect, &left), 0);
+	cr_assert_eq(left.n, 1);
+	cr_assert_str_eq(left.topics[0], "recent");
+	cr_assert_eq(mqp_store_outbox_depth(s), 1, "the unacknowledged row is untouched");
 	mqp_store_close(s);
 }
 

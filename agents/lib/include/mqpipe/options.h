@@ -31,6 +31,7 @@ struct mqp_options {
 	int metrics_interval_s;
 	int sync_full;              /* --sync full: fsync each inbox write */
 	long max_payload;           /* --max-payload: longer payloads are dead letters; 0 not given */
+	int republish_window_s;     /* --republish-window: acked outputs sent again after a reconnect */
 	int max_args;               /* operands allowed after the flags (tools: a file) */
 	/* A tool's "[OPTION]... FILE" and one-line description, set before the
 	 * call: --help then shows them and only the connection flags. */

@@ -55,15 +55,24 @@ typedef int (*mqp_outbox_row_fn)(void *ctx, const struct mqp_outbox_row *row);
 int mqp_store_outbox_add(struct mqp_store *store, const char *topic, const void *payload,
 			 size_t len, int qos, int retain, const void *correlation,
 			 size_t correlation_len, int64_t *id);
-/* Deletes an acknowledged output. Deleting a missing id is not an error. */
-int mqp_store_outbox_delete(struct mqp_store *store, int64_t id);
-/* Calls fn for every outbox row, oldest first; stops early when fn returns
- * non-zero and returns that value. */
+/* Marks an output acknowledged at acked_ms; it stays until
+ * mqp_store_outbox_purge passes that time. Returns 1 when it was waiting, 0
+ * when it was already acknowledged or is gone, or MQP_ERR_DB. */
+int mqp_store_outbox_acked(struct mqp_store *store, int64_t id, int64_t acked_ms);
+/* Deletes the outputs acknowledged before before_ms. Returns how many, or
+ * MQP_ERR_DB. */
+int mqp_store_outbox_purge(struct mqp_store *store, int64_t before_ms);
+/* Calls fn for every output not yet acknowledged, oldest first; stops early
+ * when fn returns non-zero and returns that value. */
 int mqp_store_outbox_each(struct mqp_store *store, mqp_outbox_row_fn fn, void *ctx);
+/* The same for the outputs acknowledged at since_ms or later (to publish
+ * them again after the broker may have lost them). */
+int mqp_store_outbox_acked_since(struct mqp_store *store, int64_t since_ms, mqp_outbox_row_fn fn,
+				 void *ctx);
 /* Calls fn for the outbox row with this id, if it is still there. Returns
  * fn's value, 0 when the row is gone, or MQP_ERR_DB. */
 int mqp_store_outbox_get(struct mqp_store *store, int64_t id, mqp_outbox_row_fn fn, void *ctx);
-/* Number of rows in the outbox, or a negative error. */
+/* Number of outputs not yet acknowledged, or a negative error. */
 int64_t mqp_store_outbox_depth(struct mqp_store *store);
 
 /* Records a dead letter. */
