@@ -26,6 +26,8 @@
 #define RUNTIME__BATCH 2048          /* records per transaction at most */
 #define RUNTIME__IDLE_WAIT_MS 250    /* applier wake-up when idle (acks, heartbeat) */
 #define RUNTIME__EX_SOFTWARE 70      /* sysexits.h: our own failure, systemd restarts */
+#define RUNTIME__GATHER_BELOW 64     /* a batch this small in a stream waits for more... */
+#define RUNTIME__GATHER_US 300        /* ...this long (µs) */
 #define RUNTIME__CUT_KEEP 256       /* bytes of an over-long payload kept for its dead letter */
 #define RUNTIME__PUBACK 4            /* MQTT control packet type (Paho keeps its enum private) */
 #define RUNTIME__MIN_RECEIVE_MAX 1000 /* below it, warn at connect (net.h) */
@@ -690,6 +692,11 @@ static void *runtime__applier_main(void *arg)
 			int n = runtime__check(runtime__apply_batch(rt));
 			if (n > 0) {
 				runtime__burst_check(rt);
+				/* In a stream, a transaction and a wake-up per handful of
+				 * records cost more than the records: after a small batch
+				 * while more keep coming, let them gather briefly. */
+				if (n < RUNTIME__GATHER_BELOW && mqp_inbox_backlog(rt->inbox) > 0)
+					usleep(RUNTIME__GATHER_US);
 				continue;
 			}
 		}
