@@ -348,7 +348,6 @@ static int aggregator__scalar(struct aggregator *a, enum aggregator__stmt which,
 							  : mqp_store_fail(a->store, aggregator__sql[which]);
 }
 
-
 /* Forgets requests whose job.accepted never came (their inputs or trigger
  * arrived, the acceptance did not) once they are older than --retain-jobs:
  * without it they would stay for ever. Each is logged with what it held.
