@@ -107,6 +107,19 @@ static int options__read_password(struct mqp_options *opts, const char *what, co
 	return MQP_OK;
 }
 
+/* The help lines agents and tools share. */
+#define OPTIONS__HELP_BROKER                                                                       \
+	"  -b, --broker URI          tcp://host:port, ssl://…, ws://… "                           \
+	"(default $MQPIPE_BROKER, else tcp://127.0.0.1:1883)\n"
+#define OPTIONS__HELP_PREFIX "  -p, --prefix P            topic namespace: every topic becomes P/topic\n"
+#define OPTIONS__HELP_CREDENTIALS                                                                  \
+	"  -u, --username U          broker user name (default $MQPIPE_USERNAME)\n"                \
+	"      --password-file F     broker password: the first line of F "                       \
+	"(default $MQPIPE_PASSWORD_FILE)\n"                                                      \
+	"      --cafile F            CA certificates for ssl:// (default $MQPIPE_CAFILE)\n"       \
+	"      --cert F, --key F     client certificate and key for ssl:// "                       \
+	"($MQPIPE_CERT, $MQPIPE_KEY)\n"
+
 /* The agent's or tool's own flags, then help and version. */
 static void options__usage_extra(FILE *out, const struct mqp_extra_option *extra, size_t n_extra)
 {
@@ -128,16 +141,8 @@ static void options__usage(FILE *out, const struct mqp_options *opts, const char
 {
 	if (opts->tool_synopsis) {
 		fprintf(out,
-			"Usage: mqpipe-%s %s\n%s\n\n"
-			"  -b, --broker URI          tcp://host:port, ssl://…, ws://… "
-			"(default $MQPIPE_BROKER, else tcp://127.0.0.1:1883)\n"
-			"  -p, --prefix P            topic namespace: every topic becomes P/topic\n"
-			"  -u, --username U          broker user name (default $MQPIPE_USERNAME)\n"
-			"      --password-file F     broker password: the first line of F "
-			"(default $MQPIPE_PASSWORD_FILE)\n"
-			"      --cafile F            CA certificates for ssl:// (default $MQPIPE_CAFILE)\n"
-			"      --cert F, --key F     client certificate and key for ssl:// "
-			"($MQPIPE_CERT, $MQPIPE_KEY)\n",
+			"Usage: mqpipe-%s %s\n%s\n\n" OPTIONS__HELP_BROKER OPTIONS__HELP_PREFIX
+			OPTIONS__HELP_CREDENTIALS,
 			agent, opts->tool_synopsis, opts->tool_about ? opts->tool_about : "");
 		options__usage_extra(out, extra, n_extra);
 		return;
@@ -145,18 +150,11 @@ static void options__usage(FILE *out, const struct mqp_options *opts, const char
 	fprintf(out,
 		"Usage: mqpipe-%s [OPTION]...\n"
 		"mqpipe %s agent: reads and writes events through an MQTT broker.\n\n"
-		"  -b, --broker URI          tcp://host:port, ssl://…, ws://… "
-		"(default $MQPIPE_BROKER, else tcp://127.0.0.1:1883)\n"
+		OPTIONS__HELP_BROKER
 		"  -i, --client-id ID        MQTT client id and session (default mqpipe-%s)\n"
 		"  -d, --db PATH             SQLite state file (default $STATE_DIRECTORY/%s.db, "
 		"else ./var/%s.db)\n"
-		"  -p, --prefix P            topic namespace: every topic becomes P/topic\n"
-		"  -u, --username U          broker user name (default $MQPIPE_USERNAME)\n"
-		"      --password-file F     broker password: the first line of F "
-		"(default $MQPIPE_PASSWORD_FILE)\n"
-		"      --cafile F            CA certificates for ssl:// (default $MQPIPE_CAFILE)\n"
-		"      --cert F, --key F     client certificate and key for ssl:// "
-		"($MQPIPE_CERT, $MQPIPE_KEY)\n"
+		OPTIONS__HELP_PREFIX OPTIONS__HELP_CREDENTIALS
 		"  -l, --log-level L         error, warn, info (default) or debug\n"
 		"      --log-format F        kv (default) or json\n"
 		"      --metrics-interval S  seconds between metrics reports (default 10)\n"
