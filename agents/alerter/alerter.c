@@ -25,7 +25,7 @@ static const struct mqp_migration alerter__migrations[] = {
 	 " value REAL NOT NULL, PRIMARY KEY(rule, series, ts, value)) WITHOUT ROWID;"},
 };
 
-enum alerter__stmt { AS_GET, AS_PUT, AS_POINT_ADD, AS_RANGE, AS_PURGE, AS__COUNT };
+enum alerter__stmt { AS_GET, AS_PUT, AS_POINT_ADD, AS_POINT_SEEN, AS_RANGE, AS_PURGE, AS__COUNT };
 
 static const char *const alerter__sql[AS__COUNT] = {
 	[AS_GET] = "SELECT newest, horizon, sum, comp, count, same_sum, same_comp, same_count,"
@@ -34,6 +34,7 @@ static const char *const alerter__sql[AS__COUNT] = {
 		   " same_sum, same_comp, same_count, last_alert)"
 		   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[AS_POINT_ADD] = "INSERT OR IGNORE INTO point(rule, series, ts, value) VALUES (?1, ?2, ?3, ?4)",
+	[AS_POINT_SEEN] = "SELECT 1 FROM point WHERE rule = ?1 AND series = ?2 AND ts = ?3 AND value = ?4",
 	[AS_RANGE] = "SELECT value FROM point WHERE rule = ?1 AND series = ?2 AND ts >= ?3 AND ts < ?4",
 	[AS_PURGE] = "DELETE FROM point WHERE rule = ?1 AND series = ?2 AND ts < ?3",
 };
@@ -161,6 +162,21 @@ static struct win_sum alerter__minus(struct win_sum all, struct win_sum part)
 	return all;
 }
 
+/* Whether point p of rule r is in the point table already. Returns 1, 0,
+ * or a negative error (logged by the store). */
+static int alerter__seen(struct alerter *a, const struct alert_rule *r, const struct alert_point *p)
+{
+	sqlite3_stmt *st = a->stmt[AS_POINT_SEEN];
+	alerter__bind_key(st, r, p);
+	sqlite3_bind_int64(st, 3, p->ts);
+	sqlite3_bind_double(st, 4, p->value);
+	int step = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (step == SQLITE_ROW || step == SQLITE_DONE)
+		return step == SQLITE_ROW;
+	return mqp_store_fail(a->store, alerter__sql[AS_POINT_SEEN]);
+}
+
 /* Judges one point of rule r and adds it to its series. */
 static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct alert_rule *r,
 			  const struct alert_point *p, struct mqp_reason *why)
@@ -170,11 +186,19 @@ static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct a
 	if (rc)
 		return rc;
 	int64_t w = r->window_s;
-	if (s.exists && p->ts < s.newest - w)
+	if (s.exists && p->ts < s.newest - w) {
+		/* A broker restarted from a snapshot older than what we handled
+		 * delivers those points again, perhaps past the window by now. The
+		 * table keeps two windows of points: such a repeat is found there and
+		 * dropped like any repeat. Anything else is too late to judge. */
+		int seen = alerter__seen(a, r, p);
+		if (seen != 0)
+			return seen < 0 ? seen : MQP_OK;
 		return mqp_reason_set(why, "rule %s: timestamp %lld is more than window_s (%lld) before "
 					   "the newest point of %s (%lld): its window is gone",
 				      r->name, (long long)p->ts, (long long)w, p->series,
 				      (long long)s.newest);
+	}
 	sqlite3_stmt *st = a->stmt[AS_POINT_ADD];
 	alerter__bind_key(st, r, p);
 	sqlite3_bind_int64(st, 3, p->ts);

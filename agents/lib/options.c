@@ -141,9 +141,10 @@ static void options__usage(FILE *out, const struct mqp_options *opts, const char
 {
 	if (opts->tool_synopsis) {
 		fprintf(out,
-			"Usage: mqpipe-%s %s\n%s\n\n" OPTIONS__HELP_BROKER OPTIONS__HELP_PREFIX
-			OPTIONS__HELP_CREDENTIALS,
-			agent, opts->tool_synopsis, opts->tool_about ? opts->tool_about : "");
+			"Usage: mqpipe-%s %s\n%s\n\n" OPTIONS__HELP_BROKER
+			"  -i, --client-id ID        MQTT client id (default mqpipe-%s-PID)\n"
+			OPTIONS__HELP_PREFIX OPTIONS__HELP_CREDENTIALS,
+			agent, opts->tool_synopsis, opts->tool_about ? opts->tool_about : "", agent);
 		options__usage_extra(out, extra, n_extra);
 		return;
 	}
@@ -303,6 +304,7 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 			/* It names the status and metrics topics, so no topic syntax in it. */
 			bad = !*optarg || strpbrk(optarg, "+#/") != NULL ||
 			      options__copy(opts->client_id, sizeof(opts->client_id), optarg);
+			opts->has_client_id = !bad;
 			if (bad)
 				snprintf(msg, sizeof(msg),
 					 "--client-id '%s': 1 to %zu bytes without '+', '#' or '/'",

@@ -15,6 +15,9 @@ struct tool_client {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int connected, subscribed;
+	int session_s;       /* >0: the broker keeps the session this long after a disconnect */
+	char *const *filters; /* subscribed: taken again at every reconnect */
+	int n_filters;
 	long sent, acked, failed;
 	long wake_below; /* >0: a publisher sleeps until fewer than this await acks */
 	long receive_max; /* the broker's Receive Maximum: the window never exceeds it */
@@ -38,11 +41,43 @@ static void client__signal(struct tool_client *c, int *flag, long *count)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Subscribes at QoS 1 to c's filters without waiting; done for is the SUBACK's callback. */
+static int client__subscribe(struct tool_client *c, MQTTAsync_onSuccess5 *done)
+{
+	int qos[64];
+	/* Retained messages only for a subscription the broker did not have:
+	 * a kept session resumed must not deliver them twice. */
+	MQTTSubscribe_options so[64];
+	for (int i = 0; i < c->n_filters && i < 64; i++) {
+		qos[i] = 1;
+		so[i] = (MQTTSubscribe_options)MQTTSubscribe_options_initializer;
+		so[i].retainHandling = 1;
+	}
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	ro.onSuccess5 = done;
+	ro.context = c;
+	ro.subscribeOptions = so[0]; /* Paho reads this for one filter, the list for more */
+	ro.subscribeOptionsList = so;
+	ro.subscribeOptionsCount = c->n_filters;
+	return MQTTAsync_subscribeMany(c->client, c->n_filters, c->filters, qos, &ro) ==
+			       MQTTASYNC_SUCCESS
+		       ? 0
+		       : -1;
+}
+
+/* Every connect, the first and each automatic reconnect. A broker that
+ * restarted from an older snapshot may have lost the subscriptions, so a
+ * subscriber takes them again (the broker treats a repeat as a no-op). */
 static void client__on_connected(void *ctx, char *cause)
 {
 	(void)cause;
 	struct tool_client *c = ctx;
 	mqp_net_nodelay_to(c->opts->broker, NULL); /* Paho never sets it: ~40 ms a hop without */
+	pthread_mutex_lock(&c->lock);
+	int resubscribe = c->subscribed;
+	pthread_mutex_unlock(&c->lock);
+	if (resubscribe && client__subscribe(c, NULL))
+		fprintf(stderr, "%s: cannot subscribe again after a reconnect\n", c->opts->agent);
 	client__signal(c, &c->connected, NULL);
 }
 
@@ -84,17 +119,22 @@ static void client__on_subscribed(void *ctx, MQTTAsync_successData5 *r)
 }
 
 struct tool_client *tool_connect(const struct mqp_options *opts, const char *name,
-				 MQTTAsync_messageArrived *arrived, void *ctx, int timeout_s)
+				 MQTTAsync_messageArrived *arrived, void *ctx, int timeout_s,
+				 int session_s)
 {
 	struct tool_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->opts = opts;
 	c->receive_max = 65535;
+	c->session_s = session_s;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	char id[160];
-	snprintf(id, sizeof(id), "%s-%d", name, (int)getpid());
+	if (opts->has_client_id)
+		snprintf(id, sizeof(id), "%s", opts->client_id);
+	else
+		snprintf(id, sizeof(id), "%s-%d", name, (int)getpid());
 	MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
 	cro.maxBufferedMessages = 1 << 20;
 	if (MQTTAsync_createWithOptions(&c->client, opts->broker, id, MQTTCLIENT_PERSISTENCE_NONE,
@@ -106,7 +146,15 @@ struct tool_client *tool_connect(const struct mqp_options *opts, const char *nam
 	MQTTAsync_setCallbacks(c->client, ctx, NULL, arrived, NULL);
 	MQTTAsync_setConnected(c->client, c, client__on_connected);
 	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
-	co.cleanstart = 1;
+	/* A kept session makes Paho send again, with DUP, the publishes a broker
+	 * restart cut off, and has the broker queue a subscriber's messages
+	 * while it is away. */
+	MQTTProperties props = MQTTProperties_initializer;
+	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
+			       .value.integer4 = (unsigned)session_s};
+	co.cleanstart = session_s > 0 ? 0 : 1;
+	if (session_s > 0 && MQTTProperties_add(&props, &expiry) == 0)
+		co.connectProperties = &props;
 	co.maxInflight = 65535;
 	co.automaticReconnect = 1;
 	co.connectTimeout = 5;
@@ -125,9 +173,11 @@ struct tool_client *tool_connect(const struct mqp_options *opts, const char *nam
 		c->ssl.privateKey = opts->key[0] ? opts->key : NULL;
 		co.ssl = &c->ssl;
 	}
-	if (MQTTAsync_connect(c->client, &co) != MQTTASYNC_SUCCESS) {
+	int rc = MQTTAsync_connect(c->client, &co);
+	MQTTProperties_free(&props); /* Paho keeps its own copy for reconnects */
+	if (rc != MQTTASYNC_SUCCESS) {
 		fprintf(stderr, "%s: cannot connect to %s\n", name, opts->broker);
-		tool_close(c);
+		tool_close(c, 0);
 		return NULL;
 	}
 	struct timespec until;
@@ -139,7 +189,7 @@ struct tool_client *tool_connect(const struct mqp_options *opts, const char *nam
 	pthread_mutex_unlock(&c->lock);
 	if (!up) {
 		fprintf(stderr, "%s: no connection to %s within %d s\n", name, opts->broker, timeout_s);
-		tool_close(c);
+		tool_close(c, 0);
 		return NULL;
 	}
 	return c;
@@ -152,13 +202,11 @@ MQTTAsync tool_handle(struct tool_client *c)
 
 int tool_subscribe(struct tool_client *c, char *const *filters, int n)
 {
-	int qos[64];
-	for (int i = 0; i < n && i < 64; i++)
-		qos[i] = 1;
-	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-	ro.onSuccess5 = client__on_subscribed;
-	ro.context = c;
-	if (n > 64 || MQTTAsync_subscribeMany(c->client, n, filters, qos, &ro) != MQTTASYNC_SUCCESS)
+	if (n < 1 || n > 64)
+		return -1;
+	c->filters = filters;
+	c->n_filters = n;
+	if (client__subscribe(c, client__on_subscribed))
 		return -1;
 	struct timespec until;
 	client__deadline(&until, 10);
@@ -229,13 +277,19 @@ long tool_failed(struct tool_client *c)
 	return n;
 }
 
-void tool_close(struct tool_client *c)
+void tool_close(struct tool_client *c, int keep_session)
 {
 	if (!c)
 		return;
 	MQTTAsync_disconnectOptions dc = MQTTAsync_disconnectOptions_initializer5;
+	/* A session kept only to ride out broker restarts ends with the tool. */
+	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
+			       .value.integer4 = 0};
+	if (c->session_s > 0 && !keep_session)
+		MQTTProperties_add(&dc.properties, &expiry);
 	if (MQTTAsync_isConnected(c->client))
 		MQTTAsync_disconnect(c->client, &dc);
+	MQTTProperties_free(&dc.properties);
 	usleep(50000);
 	MQTTAsync_destroy(&c->client);
 	free(c);

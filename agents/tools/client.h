@@ -1,7 +1,7 @@
 /* The MQTT client the tools share (record, replay): an MQTT 5 connection
- * from the common flags (broker, credentials, TLS) with a clean session,
- * TCP_NODELAY, and a blocking wait for the connection and for every
- * acknowledgement. Agents use the runtime instead. */
+ * from the common flags (broker, credentials, TLS, client id), TCP_NODELAY,
+ * subscriptions taken again at every reconnect, and a blocking wait for the
+ * connection and for every acknowledgement. Agents use the runtime instead. */
 #ifndef MQPIPE_CLIENT_H
 #define MQPIPE_CLIENT_H
 
@@ -12,13 +12,20 @@ struct tool_client;
 
 /* Connects (retrying for up to timeout_s) with arrived as the message
  * callback (NULL for none; same contract as Paho's, ctx passed through).
- * Returns a client or NULL after printing why. */
+ * The client id is -i's, else name-PID. session_s 0 asks for a clean
+ * session; more keeps it that many seconds past a disconnect (MQTT 5
+ * Session Expiry), so publishes a broker restart cut off are sent again and
+ * a subscriber's messages wait for it. Returns a client or NULL after
+ * printing why. */
 struct tool_client *tool_connect(const struct mqp_options *opts, const char *name,
-				 MQTTAsync_messageArrived *arrived, void *ctx, int timeout_s);
+				 MQTTAsync_messageArrived *arrived, void *ctx, int timeout_s,
+				 int session_s);
 
 MQTTAsync tool_handle(struct tool_client *c);
 
-/* Subscribes at QoS 1 and waits for the SUBACK. Returns 0 or -1. */
+/* Subscribes at QoS 1 and waits for the SUBACK; the filters (1 to 64,
+ * which must outlive c) are subscribed again after every reconnect.
+ * Returns 0 or -1. */
 int tool_subscribe(struct tool_client *c, char *const *filters, int n);
 
 /* Publishes; acknowledgements are counted. Blocks while window messages
@@ -34,6 +41,8 @@ long tool_drain(struct tool_client *c, int timeout_s);
 long tool_acked(struct tool_client *c);
 long tool_failed(struct tool_client *c);
 
-void tool_close(struct tool_client *c);
+/* Disconnects and frees c. A kept session (session_s > 0) ends with it
+ * unless keep_session. */
+void tool_close(struct tool_client *c, int keep_session);
 
 #endif

@@ -15,6 +15,7 @@
 #include "trace.h"
 
 #define RECORD__FILTERS_MAX 32
+#define RECORD__SESSION_S 86400 /* --keep-session: a day */
 
 struct record {
 	char *filters[RECORD__FILTERS_MAX];
@@ -22,6 +23,7 @@ struct record {
 	const char *output;
 	long count;        /* stop after this many, 0 = no limit */
 	double duration_s; /* stop after this long, 0 = no limit */
+	int keep_session;  /* -c: the broker keeps the session (and queues) while we are away */
 	FILE *out;
 	double first;      /* monotonic seconds of the first message, <0 before */
 	atomic_long written;
@@ -147,11 +149,23 @@ static int record__duration(void *ctx, const char *arg, char *err, size_t errlen
 	return 0;
 }
 
+static int record__keep_session(void *ctx, const char *arg, char *err, size_t errlen)
+{
+	(void)arg;
+	(void)err;
+	(void)errlen;
+	((struct record *)ctx)->keep_session = 1;
+	return 0;
+}
+
 static const struct mqp_extra_option record__options[] = {
 	{"topic", 1, "FILTER", "a topic filter to record (repeat for more; required)", record__topic, 't'},
 	{"output", 1, "FILE", "where to write the trace (default: standard output)", record__output, 'o'},
 	{"count", 1, "N", "stop after N messages", record__count, 0},
 	{"duration", 1, "S", "stop after S seconds", record__duration, 0},
+	{"keep-session", 0, "", "keep the session for a day after a disconnect (needs -i ID):\n"
+	 "                            what arrives meanwhile, or in a broker restart, is\n"
+	 "                            recorded on return (mosquitto_sub's -c)", record__keep_session, 'c'},
 };
 
 int main(int argc, char **argv)
@@ -171,6 +185,10 @@ int main(int argc, char **argv)
 		fputs("mqpipe-record: give at least one -t FILTER (see --help)\n", stderr);
 		return MQP_EX_USAGE;
 	}
+	if (r.keep_session && !opts.has_client_id) {
+		fputs("mqpipe-record: --keep-session needs -i ID, the session's name\n", stderr);
+		return MQP_EX_USAGE;
+	}
 	r.out = !r.output || strcmp(r.output, "-") == 0 ? stdout : fopen(r.output, "w");
 	if (!r.out) {
 		fprintf(stderr, "mqpipe-record: cannot write '%s'\n", r.output);
@@ -181,7 +199,8 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	struct tool_client *c = tool_connect(&opts, "mqpipe-record", record__on_message, &r, 30);
+	struct tool_client *c = tool_connect(&opts, "mqpipe-record", record__on_message, &r, 30,
+					     r.keep_session ? RECORD__SESSION_S : 0);
 	if (!c || tool_subscribe(c, r.filters, r.n_filters)) {
 		fputs("mqpipe-record: cannot subscribe\n", stderr);
 		return 69; /* EX_UNAVAILABLE */
@@ -198,7 +217,7 @@ int main(int argc, char **argv)
 	pthread_mutex_lock(&r.lock);
 	atomic_store(&r.done, 1);
 	pthread_mutex_unlock(&r.lock);
-	tool_close(c);
+	tool_close(c, r.keep_session);
 	fprintf(stderr, "mqpipe-record: %ld messages\n", atomic_load(&r.written));
 	if (r.out != stdout)
 		fclose(r.out);

@@ -20,6 +20,9 @@
  * so a publish costs more the larger the window (--fast measured 8 400 msg/s
  * with 20 000, 37 000 with 500; scripts/bench replay). */
 #define REPLAY__WINDOW 500
+/* The broker keeps replay's session this long past a drop, so the publishes
+ * a broker restart cut off are sent again; replay ends it when done. */
+#define REPLAY__SESSION_S 300
 
 struct replay {
 	double speed;   /* 1 = as recorded */
@@ -172,7 +175,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mqpipe-replay: cannot read '%s': %s\n", path, strerror(errno));
 		return 66; /* EX_NOINPUT */
 	}
-	struct tool_client *c = tool_connect(&opts, "mqpipe-replay", NULL, NULL, 30);
+	struct tool_client *c = tool_connect(&opts, "mqpipe-replay", NULL, NULL, 30, REPLAY__SESSION_S);
 	if (!c)
 		return 69;
 	int tty = isatty(2);
@@ -216,7 +219,7 @@ int main(int argc, char **argv)
 			if (replay__send(c, &opts, &t, r.qos >= 0 ? r.qos : t.qos, REPLAY__WINDOW)) {
 				trace_msg_free(&t);
 				free(line);
-				tool_close(c);
+				tool_close(c, 0);
 				return 1;
 			}
 			trace_msg_free(&t);
@@ -241,6 +244,6 @@ int main(int argc, char **argv)
 	fprintf(stderr, "mqpipe-replay: %ld messages sent in %.2f s (%.0f msg/s), %ld acknowledged, "
 			"%ld refused, %ld unanswered, %ld lines skipped\n",
 		sent, secs, secs > 0 ? sent / secs : 0.0, tool_acked(c), failed, left, skipped);
-	tool_close(c);
+	tool_close(c, 0);
 	return left || failed ? 1 : 0;
 }

@@ -4,7 +4,8 @@
 # out of order, points too late, redeliveries) is published in two halves
 # with the alerter SIGKILLed and restarted between them; every alert must
 # equal an independent calculation from the definition (expect_alerts.awk),
-# and each point too late for its window is a dead letter; replayed slowly
+# and each point too late for its window is a dead letter (a point seen
+# before is a repeat, even past its window); replayed slowly
 # into a fresh alerter, the same alerts come. Then a rules file:
 # success rates falling below a third of their hour, per module; and a bad
 # rules file is refused at start, naming its line.
@@ -52,6 +53,16 @@ $(head -20 "$T/diff.txt")"
 [ "$(grep -c 'its window is gone' "$T/dl.out")" -eq "$late" ] || fail "late points: $(grep -c 'its window is gone' "$T/dl.out") dead letters, want $late"
 grep -m1 '^alerts/' "$T/al.out" | cut -d' ' -f2- | "$MQPIPE_ROOT/scripts/schemas" validate alert || fail "alert schema"
 note "$want alerts equal, $late late points refused"
+
+note "a point delivered again after its window moved on (a broker restart) is a repeat, not late"
+pub metrics/repeat/x '{"value":5,"timestamp":100000}'
+pub metrics/repeat/x '{"value":5,"timestamp":104000}'
+pub metrics/repeat/x '{"value":5,"timestamp":100000}'
+pub metrics/repeat/x '{"value":5,"timestamp":100001}'
+wait_for 20 log_has "$T/dl.out" '^deadletter/metrics/repeat/x ' || fail "the late point was not refused"
+sleep 0.5
+[ "$(grep -c '^deadletter/metrics/repeat/x ' "$T/dl.out")" -eq 1 ] || fail "$(grep repeat/x "$T/dl.out")"
+grep -q '^deadletter/metrics/repeat/x .*timestamp 100001 is more than window_s' "$T/dl.out" || fail "$(grep repeat/x "$T/dl.out")"
 
 note "the same series replayed slowly into a fresh alerter gives the same alerts"
 start_agent alerter-slow mqpipe-alerter -i it-alerter-slow -p slow -d "$T/slow.db"

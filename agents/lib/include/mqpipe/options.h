@@ -20,6 +20,7 @@ struct mqp_options {
 	const char *agent;          /* "counter": names the default db and client id */
 	char broker[512];
 	char client_id[128];
+	int has_client_id;          /* -i was given (tools otherwise pick name-pid) */
 	char db_path[1024];
 	char prefix[128];           /* "" when none; otherwise topics become prefix/topic */
 	char username[128];
