@@ -41,6 +41,26 @@ broker_start() {
 	return 1
 }
 
+# broker_web_template DIR: writes DIR/web.conf.in, the test broker's
+# template (broker-config/test.conf.in) plus the development configuration's
+# websockets listener serving the live page, on a free port. Sets WEB_PORT.
+# Start it with broker_start DIR/broker DIR/web.conf.in.
+broker_web_template() {
+	local dir=$1 i
+	for i in $(seq 1 20); do
+		WEB_PORT=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		port_in_use "$WEB_PORT" || break
+	done
+	mkdir -p "$dir"
+	{
+		cat "$MQPIPE_ROOT/broker-config/test.conf.in"
+		sed -n '/^listener 9001 /,/^http_dir /p' "$MQPIPE_ROOT/broker-config/mosquitto.conf" |
+			sed -e "s|^listener 9001 |listener $WEB_PORT |" \
+				-e "s|^http_dir .*|http_dir $MQPIPE_ROOT/broker-config/www|"
+	} >"$dir/web.conf.in"
+	grep -q '^protocol websockets' "$dir/web.conf.in"
+}
+
 # broker_restart DIR: starts mosquitto again on the same port and directory.
 broker_restart() {
 	local dir=$1 i
