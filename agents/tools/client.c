@@ -41,7 +41,8 @@ static void client__signal(struct tool_client *c, int *flag, long *count)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Subscribes at QoS 1 to c's filters without waiting; done for is the SUBACK's callback. */
+/* Subscribes at QoS 1 to c's filters without waiting for the SUBACK; done, if not
+ * NULL, is called on it. Returns 0 or -1. */
 static int client__subscribe(struct tool_client *c, MQTTAsync_onSuccess5 *done)
 {
 	int qos[64];

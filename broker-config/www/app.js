@@ -24,6 +24,7 @@ const state = {
   messages: 0,
   sort: {key: 'rate', desc: false},
 };
+const decoder = new TextDecoder();
 const dirty = new Set();
 let frameQueued = false;
 let modulesDrawnAt = 0;
@@ -78,7 +79,7 @@ function onMessage(topic, payload) {
   state.messages++;
   if (PREFIX && topic.startsWith(PREFIX)) topic = topic.slice(PREFIX.length);
   let body;
-  try { body = JSON.parse(new TextDecoder().decode(payload)); } catch (e) { return; }
+  try { body = JSON.parse(decoder.decode(payload)); } catch (e) { return; }
   if (body === null || typeof body !== 'object') return;
   let m;
   if ((m = /^mqpipe\/(status|metrics)\/(.+)$/.exec(topic))) {

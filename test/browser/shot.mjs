@@ -1,6 +1,7 @@
 // Opens a page in headless chromium, keeps it open for SECONDS, then saves
-// a screenshot: how docs/live-page.png was taken while scripts/pipeline demo
-// ran. Usage: node shot.mjs URL SECONDS OUT.png
+// a screenshot: how docs/live-page.png was taken, 45 s after opening the
+// page while the feed that scripts/pipeline demo starts was running.
+// Usage: node shot.mjs URL SECONDS OUT.png
 import { launch } from './browser.mjs';
 
 const [url, seconds, out] = process.argv.slice(2);

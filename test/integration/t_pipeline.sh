@@ -3,7 +3,8 @@
 # broker-config/ and the agents with their state under MQPIPE_VAR, prints the
 # sample fleet's success rates and a dead letter, a job's summary and a
 # dashboard, and the sample traces replayed into a fresh pipeline with all
-# their outputs as expected; status and down work after it.
+# their outputs as expected, prints the live page's address (served by the
+# broker) and leaves the feed running; status and down work after it.
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
 export MQPIPE_VAR=$T/var
@@ -17,6 +18,11 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do
 	port_in_use $MQPIPE_PORT || break
 done
 export MQPIPE_PORT
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+	MQPIPE_WEB_PORT=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+	port_in_use $MQPIPE_WEB_PORT || break
+done
+export MQPIPE_WEB_PORT
 
 "$MQPIPE_ROOT/scripts/pipeline" demo >"$T/demo.out" 2>&1 || fail "demo failed: $(tail -5 "$T/demo.out")"
 cat "$T/demo.out"
@@ -33,6 +39,17 @@ grep -q '^all 178 outputs as expected' "$T/demo.out" || fail "the sample traces 
 for panel in sales inventory marketing external_market weather competitor_pricing; do
 	grep -qE "^  $panel +[^ ]" "$T/demo.out" || fail "the dashboard lacks its $panel panel"
 done
+
+# The live page is served by the broker, and the feed keeps it busy: its
+# modules' success rates come (exact: every tick is an attempt).
+grep -q "^live page http://127.0.0.1:$MQPIPE_WEB_PORT/ " "$T/demo.out" || fail "up did not print the page's URL"
+curl -sf "http://127.0.0.1:$MQPIPE_WEB_PORT/" | grep -q '<title>mqpipe' || fail "the broker does not serve the page"
+grep -q "^feed      publishing a live sample for 600 s" "$T/demo.out" || fail "the demo did not start the feed"
+mosquitto_sub -p "$MQPIPE_PORT" -t success_rate -C 12 -W 30 >"$T/feed.out" || fail "no success rates from the feed"
+jq -e -s 'all(.moduleid | startswith("pump-")) and all(.attempts == 5 and .received <= 5)' "$T/feed.out" >/dev/null ||
+	fail "feed: $(head -3 "$T/feed.out")"
+"$MQPIPE_ROOT/scripts/pipeline" feed 5 | grep -q "already running" || fail "a second feed started"
+"$MQPIPE_ROOT/scripts/pipeline" feed soon >/dev/null 2>&1 && fail "feed accepted 'soon'"
 
 # status: a row per agent, online, from the retained status and metrics
 # (reported every 2 s); the counter has applied the demo's 55 inputs.
@@ -55,7 +72,9 @@ grep -qE '^mqpipe-counter +online' "$T/top.out" || fail "top: $(cat -v "$T/top.o
 "$MQPIPE_ROOT/scripts/pipeline" demo >"$T/demo2.out" 2>&1 || fail "a second demo failed"
 [ "$(grep -c '^sensor-' "$T/demo2.out")" -eq 7 ] || fail "a second demo printed other rates"
 
+feed_pid=$(cat "$MQPIPE_VAR/run/feed.pid")
 "$MQPIPE_ROOT/scripts/pipeline" down >/dev/null
+proc_alive "$feed_pid" && fail "down left the feed running"
 "$MQPIPE_ROOT/scripts/pipeline" status >"$T/status2.out"
 grep -q "^broker: not running" "$T/status2.out" || fail "down left the broker running: $(cat "$T/status2.out")"
 grep -q "^not running from .*: counter dispatcher worker aggregator ingest alerter$" "$T/status2.out" ||
