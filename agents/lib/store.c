@@ -291,22 +291,14 @@ int mqp_store_outbox_acked(struct mqp_store *store, int64_t id, int64_t acked_ms
 	sqlite3_stmt *st = store->stmt[ST_OUTBOX_ACKED];
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, acked_ms);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return mqp_store_fail(store, "outbox acked");
-	return sqlite3_changes(store->db);
+	return mqp_store_exec(store, st);
 }
 
 int mqp_store_outbox_purge(struct mqp_store *store, int64_t before_ms)
 {
 	sqlite3_stmt *st = store->stmt[ST_OUTBOX_PURGE];
 	sqlite3_bind_int64(st, 1, before_ms);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return mqp_store_fail(store, "outbox purge");
-	return sqlite3_changes(store->db);
+	return mqp_store_exec(store, st);
 }
 
 /* Calls fn on each row st yields. */
