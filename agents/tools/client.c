@@ -9,6 +9,18 @@
 #include "client.h"
 #include "mqpipe/net.h"
 
+/* One publish awaiting its acknowledgement: the tool's own copy, the
+ * context of its Paho callbacks, so a publish Paho gives back after a
+ * dropped connection can be sent again (see client__on_send_failed). */
+struct client__pending {
+	struct tool_client *c;
+	struct client__pending *prev, *next; /* c->live: every pending publish */
+	struct client__pending *again;       /* c->resend: those to send again */
+	MQTTAsync_message m;                  /* payload and properties owned */
+	int attempts;
+	char topic[];
+};
+
 struct tool_client {
 	MQTTAsync client;
 	const struct mqp_options *opts;
@@ -18,7 +30,9 @@ struct tool_client {
 	int session_s;       /* >0: the broker keeps the session this long after a disconnect */
 	char *const *filters; /* subscribed: taken again at every reconnect */
 	int n_filters;
-	long sent, acked, failed;
+	long sent, acked, failed, resent;
+	struct client__pending *live;   /* every publish not yet acknowledged or refused */
+	struct client__pending *resend; /* given back by Paho: sent again by the publisher */
 	long wake_below; /* >0: a publisher sleeps until fewer than this await acks */
 	long receive_max; /* the broker's Receive Maximum: the window never exceeds it */
 	MQTTAsync_SSLOptions ssl;
@@ -91,25 +105,142 @@ static void client__on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* A publish is sent at most this many times before it counts as refused:
+ * each attempt waits for a reconnect, so this is minutes of a broker that
+ * takes connections and drops them at once. */
+#define CLIENT__MAX_ATTEMPTS 20
+
+/* Copies topic and m (payload and properties) into a new pending publish,
+ * linked into c->live. Returns it, or NULL when out of memory. Call with
+ * c->lock held. */
+static struct client__pending *client__pending_new(struct tool_client *c, const char *topic,
+						   const MQTTAsync_message *m)
+{
+	size_t tlen = strlen(topic) + 1;
+	struct client__pending *p = malloc(sizeof(*p) + tlen);
+	if (!p)
+		return NULL;
+	*p = (struct client__pending){.c = c, .next = c->live, .m = *m};
+	memcpy(p->topic, topic, tlen);
+	p->m.payload = NULL;
+	if (m->payloadlen > 0 && !(p->m.payload = malloc((size_t)m->payloadlen))) {
+		free(p);
+		return NULL;
+	}
+	if (m->payloadlen > 0)
+		memcpy(p->m.payload, m->payload, (size_t)m->payloadlen);
+	p->m.properties = MQTTProperties_copy(&m->properties);
+	if (c->live)
+		c->live->prev = p;
+	c->live = p;
+	return p;
+}
+
+/* Unlinks p from c->live and frees it. Call with c->lock held. */
+static void client__pending_free(struct client__pending *p)
+{
+	struct tool_client *c = p->c;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		c->live = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	MQTTProperties_free(&p->m.properties);
+	free(p->m.payload);
+	free(p);
+}
+
 /* Counts an acknowledgement. The publisher is woken only once its window
  * has half drained, not at every ack: one futex wake per ack cost a third of
  * the replay rate. */
 static void client__on_sent(void *ctx, MQTTAsync_successData5 *r)
 {
 	(void)r;
-	struct tool_client *c = ctx;
+	struct client__pending *p = ctx;
+	struct tool_client *c = p->c;
 	pthread_mutex_lock(&c->lock);
 	c->acked++;
+	client__pending_free(p);
 	if (c->wake_below == 0 || c->sent - c->acked - c->failed < c->wake_below)
 		pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* A PUBACK with a reason code of 0x80 or more is the broker's refusal, for
+ * good. Any other failure is Paho giving the publish back: the connection
+ * dropped while it was written (code -1, and the session kept may or may
+ * not send it again), or the broker came back without the session (code
+ * -8, the publish is gone). Either way it goes on the resend list, which
+ * the publisher sends again: a copy may arrive twice, none is lost (QoS 1
+ * is at least once). */
 static void client__on_send_failed(void *ctx, MQTTAsync_failureData5 *r)
 {
-	struct tool_client *c = ctx;
-	fprintf(stderr, "publish failed: code %d\n", r ? r->code : 0);
-	client__signal(c, NULL, &c->failed);
+	struct client__pending *p = ctx;
+	struct tool_client *c = p->c;
+	int refused = r && r->code == MQTTASYNC_SUCCESS && r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR;
+	pthread_mutex_lock(&c->lock);
+	if (refused || p->attempts >= CLIENT__MAX_ATTEMPTS) {
+		if (refused)
+			fprintf(stderr, "publish to %s refused by the broker: %s (0x%02x)\n", p->topic,
+				MQTTReasonCode_toString(r->reasonCode), (unsigned)r->reasonCode);
+		else
+			fprintf(stderr, "publish to %s failed %d times (last code %d), given up\n",
+				p->topic, p->attempts, r ? r->code : 0);
+		c->failed++;
+		client__pending_free(p);
+	} else {
+		p->again = c->resend;
+		c->resend = p;
+	}
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Hands p to Paho, retrying for ten seconds while it refuses (not
+ * connected). Returns 0, or -1 after counting p as refused and freeing it.
+ * Call without c->lock. */
+static int client__send(struct tool_client *c, struct client__pending *p)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	ro.onSuccess5 = client__on_sent;
+	ro.onFailure5 = client__on_send_failed;
+	ro.context = p;
+	p->attempts++;
+	int rc;
+	for (int tries = 0; (rc = MQTTAsync_sendMessage(c->client, p->topic, &p->m, &ro)) != MQTTASYNC_SUCCESS;
+	     tries++) {
+		if (tries > 10000) { /* ten seconds of refusals: the broker is gone */
+			fprintf(stderr, "publish to %s refused: code %d\n", p->topic, rc);
+			pthread_mutex_lock(&c->lock);
+			c->failed++;
+			client__pending_free(p);
+			pthread_cond_broadcast(&c->cond);
+			pthread_mutex_unlock(&c->lock);
+			return -1;
+		}
+		usleep(1000);
+	}
+	return 0;
+}
+
+/* Sends again, on the caller's thread, every publish Paho gave back. Call
+ * with c->lock held; it is dropped while sending and held on return.
+ * Returns 0, or -1 if one could not be handed to Paho. */
+static int client__resend_locked(struct tool_client *c)
+{
+	while (c->resend) {
+		struct client__pending *p = c->resend;
+		c->resend = p->again;
+		p->again = NULL;
+		c->resent++;
+		pthread_mutex_unlock(&c->lock);
+		int rc = client__send(c, p);
+		pthread_mutex_lock(&c->lock);
+		if (rc)
+			return -1;
+	}
+	return 0;
 }
 
 static void client__on_subscribed(void *ctx, MQTTAsync_successData5 *r)
@@ -224,29 +355,26 @@ int tool_publish(struct tool_client *c, const char *topic, MQTTAsync_message *m,
 	pthread_mutex_lock(&c->lock);
 	if (window > c->receive_max) /* past it Paho waits a second per publish */
 		window = c->receive_max;
-	if (c->sent - c->acked - c->failed >= window) {
-		c->wake_below = window / 2 > 0 ? window / 2 : 1;
-		while (c->sent - c->acked - c->failed >= c->wake_below)
-			pthread_cond_wait(&c->cond, &c->lock);
-		c->wake_below = 0;
-	}
-	c->sent++;
-	pthread_mutex_unlock(&c->lock);
-	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-	ro.onSuccess5 = client__on_sent;
-	ro.onFailure5 = client__on_send_failed;
-	ro.context = c;
-	int rc;
-	for (int tries = 0; (rc = MQTTAsync_sendMessage(c->client, topic, m, &ro)) != MQTTASYNC_SUCCESS;
-	     tries++) {
-		if (tries > 10000) { /* ten seconds of refusals: the broker is gone */
-			fprintf(stderr, "publish to %s refused: code %d\n", topic, rc);
-			client__signal(c, NULL, &c->failed);
+	for (;;) {
+		if (c->resend && client__resend_locked(c)) {
+			pthread_mutex_unlock(&c->lock);
 			return -1;
 		}
-		usleep(1000);
+		if (c->sent - c->acked - c->failed < (c->wake_below ? c->wake_below : window))
+			break;
+		c->wake_below = window / 2 > 0 ? window / 2 : 1;
+		pthread_cond_wait(&c->cond, &c->lock);
 	}
-	return 0;
+	c->wake_below = 0;
+	struct client__pending *p = client__pending_new(c, topic, m);
+	if (p)
+		c->sent++;
+	pthread_mutex_unlock(&c->lock);
+	if (!p) {
+		fprintf(stderr, "publish to %s: out of memory\n", topic);
+		return -1;
+	}
+	return client__send(c, p);
 }
 
 long tool_drain(struct tool_client *c, int timeout_s)
@@ -254,9 +382,14 @@ long tool_drain(struct tool_client *c, int timeout_s)
 	struct timespec until;
 	client__deadline(&until, timeout_s);
 	pthread_mutex_lock(&c->lock);
-	while (c->sent - c->acked - c->failed > 0 &&
-	       pthread_cond_timedwait(&c->cond, &c->lock, &until) == 0)
-		;
+	while (c->sent - c->acked - c->failed > 0) {
+		if (c->resend) {
+			client__resend_locked(c); /* a failure is counted, and printed */
+			continue;
+		}
+		if (pthread_cond_timedwait(&c->cond, &c->lock, &until) != 0)
+			break;
+	}
 	long left = c->sent - c->acked - c->failed;
 	pthread_mutex_unlock(&c->lock);
 	return left;
@@ -266,6 +399,14 @@ long tool_acked(struct tool_client *c)
 {
 	pthread_mutex_lock(&c->lock);
 	long n = c->acked;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+long tool_resent(struct tool_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	long n = c->resent;
 	pthread_mutex_unlock(&c->lock);
 	return n;
 }
@@ -293,5 +434,10 @@ void tool_close(struct tool_client *c, int keep_session)
 	MQTTProperties_free(&dc.properties);
 	usleep(50000);
 	MQTTAsync_destroy(&c->client);
+	/* Paho calls nothing back once destroyed: what is left is the tool's. */
+	while (c->live)
+		client__pending_free(c->live);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
 	free(c);
 }

@@ -28,18 +28,23 @@ MQTTAsync tool_handle(struct tool_client *c);
  * Returns 0 or -1. */
 int tool_subscribe(struct tool_client *c, char *const *filters, int n);
 
-/* Publishes; acknowledgements are counted. Blocks while window messages
- * (or the broker's Receive Maximum, if smaller) await theirs, until half of
- * them are acknowledged. Returns 0 or -1 (printed). */
+/* Publishes a copy of m; acknowledgements are counted. Blocks while window
+ * messages (or the broker's Receive Maximum, if smaller) await theirs, until
+ * half of them are acknowledged. A publish Paho gives back after a dropped
+ * connection is sent again from here or tool_drain (at least once: it may
+ * arrive twice); only the broker's refusal, or twenty attempts, counts it
+ * as refused. Returns 0 or -1 (printed). */
 int tool_publish(struct tool_client *c, const char *topic, MQTTAsync_message *m, long window);
 
-/* Waits until every publish is acknowledged (at most timeout_s). Returns the
- * number still unacknowledged. */
+/* Waits until every publish is acknowledged or refused (at most
+ * timeout_s), sending again those given back meanwhile. Returns the number
+ * still unacknowledged. */
 long tool_drain(struct tool_client *c, int timeout_s);
 
-/* Publishes acknowledged, and refused, so far. */
+/* Publishes acknowledged, refused, and sent again after a drop, so far. */
 long tool_acked(struct tool_client *c);
 long tool_failed(struct tool_client *c);
+long tool_resent(struct tool_client *c);
 
 /* Disconnects and frees c. A kept session (session_s > 0) ends with it
  * unless keep_session. */

@@ -242,8 +242,9 @@ int main(int argc, char **argv)
 	if (tty)
 		fputc('\n', stderr);
 	fprintf(stderr, "mqpipe-replay: %ld messages sent in %.2f s (%.0f msg/s), %ld acknowledged, "
-			"%ld refused, %ld unanswered, %ld lines skipped\n",
-		sent, secs, secs > 0 ? sent / secs : 0.0, tool_acked(c), failed, left, skipped);
+			"%ld refused, %ld unanswered, %ld lines skipped, %ld sent again after a drop\n",
+		sent, secs, secs > 0 ? sent / secs : 0.0, tool_acked(c), failed, left, skipped,
+		tool_resent(c));
 	tool_close(c, 0);
 	return left || failed ? 1 : 0;
 }
