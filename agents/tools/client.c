@@ -169,11 +169,11 @@ static void client__on_sent(void *ctx, MQTTAsync_successData5 *r)
 
 /* A PUBACK with a reason code of 0x80 or more is the broker's refusal, for
  * good. Any other failure is Paho giving the publish back: the connection
- * dropped while it was written (code -1, and the session kept may or may
- * not send it again), or the broker came back without the session (code
- * -8, the publish is gone). Either way it goes on the resend list, which
- * the publisher sends again: a copy may arrive twice, none is lost (QoS 1
- * is at least once). */
+ * dropped while it was written (MQTTASYNC_FAILURE; the kept session may or
+ * may not send it again), or the broker came back without the session
+ * (MQTTASYNC_OPERATION_INCOMPLETE; the publish is gone). Either way it goes
+ * on the resend list, which the publisher sends again: a copy may arrive
+ * twice, none is lost (QoS 1 is at least once). */
 static void client__on_send_failed(void *ctx, MQTTAsync_failureData5 *r)
 {
 	struct client__pending *p = ctx;
