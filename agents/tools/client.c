@@ -44,13 +44,11 @@ static void client__deadline(struct timespec *t, int secs)
 	t->tv_sec += secs;
 }
 
-static void client__signal(struct tool_client *c, int *flag, long *count)
+/* Sets *flag (connected, subscribed) and wakes whoever waits for it. */
+static void client__signal(struct tool_client *c, int *flag)
 {
 	pthread_mutex_lock(&c->lock);
-	if (flag)
-		*flag = 1;
-	if (count)
-		(*count)++;
+	*flag = 1;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 }
@@ -93,7 +91,7 @@ static void client__on_connected(void *ctx, char *cause)
 	pthread_mutex_unlock(&c->lock);
 	if (resubscribe && client__subscribe(c, NULL))
 		fprintf(stderr, "%s: cannot subscribe again after a reconnect\n", c->opts->agent);
-	client__signal(c, &c->connected, NULL);
+	client__signal(c, &c->connected);
 }
 
 /* Notes the broker's Receive Maximum from its CONNACK (see tool_publish). */
@@ -151,6 +149,13 @@ static void client__pending_free(struct client__pending *p)
 	free(p);
 }
 
+/* Counts p as refused for good and frees it. Call with c->lock held. */
+static void client__give_up(struct client__pending *p)
+{
+	p->c->failed++;
+	client__pending_free(p);
+}
+
 /* Counts an acknowledgement. The publisher is woken only once its window
  * has half drained, not at every ack: one futex wake per ack cost a third of
  * the replay rate. */
@@ -187,8 +192,7 @@ static void client__on_send_failed(void *ctx, MQTTAsync_failureData5 *r)
 		else
 			fprintf(stderr, "publish to %s failed %d times (last code %d), given up\n",
 				p->topic, p->attempts, r ? r->code : 0);
-		c->failed++;
-		client__pending_free(p);
+		client__give_up(p);
 	} else {
 		p->again = c->resend;
 		c->resend = p;
@@ -213,8 +217,7 @@ static int client__send(struct tool_client *c, struct client__pending *p)
 		if (tries > 10000) { /* ten seconds of refusals: the broker is gone */
 			fprintf(stderr, "publish to %s refused: code %d\n", p->topic, rc);
 			pthread_mutex_lock(&c->lock);
-			c->failed++;
-			client__pending_free(p);
+			client__give_up(p);
 			pthread_cond_broadcast(&c->cond);
 			pthread_mutex_unlock(&c->lock);
 			return -1;
@@ -247,7 +250,7 @@ static void client__on_subscribed(void *ctx, MQTTAsync_successData5 *r)
 {
 	(void)r;
 	struct tool_client *c = ctx;
-	client__signal(c, &c->subscribed, NULL);
+	client__signal(c, &c->subscribed);
 }
 
 struct tool_client *tool_connect(const struct mqp_options *opts, const char *name,
