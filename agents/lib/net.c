@@ -59,6 +59,19 @@ int mqp_net_parse_uri(const char *uri, char *host, unsigned long host_size, int 
 	return MQP_OK;
 }
 
+int mqp_net_uri_tls(const char *uri)
+{
+	return strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0 ||
+	       strncmp(uri, "wss://", 6) == 0;
+}
+
+void mqp_net_paho_quiet(void)
+{
+	const char *trace = getenv("MQTT_C_CLIENT_TRACE");
+	if (!trace || !*trace)
+		MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
+}
+
 /* Whether two socket addresses are the same host and port. */
 static int net__same_peer(const struct sockaddr *a, const struct sockaddr *b)
 {

@@ -21,6 +21,7 @@
 #include "mqpipe/metrics.h"
 #include "mqpipe/net.h"
 #include "mqpipe/notify.h"
+#include "mqpipe/rxbuf.h"
 #include "mqpipe/runtime.h"
 
 #define RUNTIME__BATCH 2048          /* records per transaction at most */
@@ -432,6 +433,15 @@ struct mqp_store *mqp_ctx_store(struct mqp_ctx *ctx)
 #define RUNTIME__BURST_GAP_US 200
 #define RUNTIME__BURST_CHECK_MS 1 /* how often the applier looks for a burst's end */
 
+/* Bytes from the broker not yet handed to Paho: in the socket, and in the
+ * read buffer under it (rxbuf.h). */
+static long runtime__waiting_bytes(struct runtime *rt)
+{
+	int fd = atomic_load(&rt->broker_fd);
+	int in_socket = mqp_net_pending(fd);
+	return (in_socket > 0 ? in_socket : 0) + (long)mqp_rxbuf_held(fd);
+}
+
 static void runtime__nodelay(struct runtime *rt, int on)
 {
 	int fd = atomic_load(&rt->broker_fd);
@@ -715,7 +725,7 @@ static int runtime__on_message(void *context, char *topic, int topic_len, MQTTAs
 	struct runtime *rt = context;
 	int64_t now = mqp_now_us();
 	if ((++rt->arrivals & 7) == 0 && atomic_load(&rt->nodelay_on) &&
-	    mqp_net_pending(atomic_load(&rt->broker_fd)) > RUNTIME__BACKLOG_BYTES)
+	    runtime__waiting_bytes(rt) > RUNTIME__BACKLOG_BYTES)
 		runtime__nodelay(rt, 0);
 	atomic_store(&rt->last_arrival_us, now);
 	/* topic_len is 0 unless the topic holds NULs (then it is the real length). */
@@ -823,10 +833,14 @@ static void runtime__on_connected(void *context, char *cause)
 	struct runtime *rt = context;
 	/* Paho never sets TCP_NODELAY: without it each small publish waits on
 	 * Nagle and delayed ACK (~40 ms a hop). */
-	int fd;
+	int fd, n2;
 	int n = mqp_net_nodelay_to(rt->opts.broker, &fd);
 	atomic_store(&rt->nodelay_on, 1);
 	atomic_store(&rt->broker_fd, fd);
+	/* Paho reads a packet with three recv() calls after two poll() calls:
+	 * buffer them (rxbuf.h). Over TLS, OpenSSL reads and writes instead. */
+	if (fd >= 0 && !mqp_net_uri_tls(rt->opts.broker) && (n2 = mqp_rxbuf_attach(fd)))
+		mqp_warn("read_buffer_not_set", "msg=\"%s\"", mqp_strerror(n2));
 	if (atomic_fetch_add(&rt->connects, 1) > 0) /* a reconnect, not the first connect */
 		atomic_store(&rt->republish_due, 1);
 	if (n <= 0)
@@ -920,8 +934,7 @@ static int runtime__connect_options(struct runtime *rt)
 		rt->conn.username = rt->opts.username;
 	if (rt->opts.has_password)
 		rt->conn.password = rt->opts.password;
-	if (strncmp(rt->opts.broker, "ssl://", 6) == 0 || strncmp(rt->opts.broker, "wss://", 6) == 0 ||
-	    strncmp(rt->opts.broker, "mqtts://", 8) == 0) {
+	if (mqp_net_uri_tls(rt->opts.broker)) {
 		MQTTAsync_SSLOptions so = MQTTAsync_SSLOptions_initializer;
 		rt->ssl = so;
 		rt->ssl.trustStore = rt->opts.cafile[0] ? rt->opts.cafile : NULL;
@@ -1122,6 +1135,7 @@ static int runtime__open(struct runtime *rt)
 		mqp_error("mqtt_create_failed", "broker=%s", rt->opts.broker);
 		return MQP_ERR_MQTT;
 	}
+	mqp_net_paho_quiet();
 	return runtime__connect_options(rt);
 }
 

@@ -278,6 +278,7 @@ struct tool_client *tool_connect(const struct mqp_options *opts, const char *nam
 		free(c);
 		return NULL;
 	}
+	mqp_net_paho_quiet();
 	MQTTAsync_setCallbacks(c->client, ctx, NULL, arrived, NULL);
 	MQTTAsync_setConnected(c->client, c, client__on_connected);
 	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
@@ -299,8 +300,7 @@ struct tool_client *tool_connect(const struct mqp_options *opts, const char *nam
 		co.username = opts->username;
 	if (opts->has_password)
 		co.password = opts->password;
-	if (strncmp(opts->broker, "ssl://", 6) == 0 || strncmp(opts->broker, "mqtts://", 8) == 0 ||
-	    strncmp(opts->broker, "wss://", 6) == 0) {
+	if (mqp_net_uri_tls(opts->broker)) {
 		MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 		c->ssl = ssl;
 		c->ssl.trustStore = opts->cafile[0] ? opts->cafile : NULL;

@@ -259,6 +259,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mqpipe-load: bad broker '%s'\n", broker);
 		return LOAD__EX_USAGE;
 	}
+	mqp_net_paho_quiet();
 	MQTTAsync_setCallbacks(l.client, &l, NULL, load__on_message, NULL);
 	MQTTAsync_setConnected(l.client, &l, load__on_connected);
 	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;

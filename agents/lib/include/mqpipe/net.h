@@ -2,6 +2,7 @@
 #ifndef MQPIPE_NET_H
 #define MQPIPE_NET_H
 
+#include <MQTTAsync.h>
 #include <MQTTProperties.h>
 
 /* Sets TCP_NODELAY on every TCP socket of this process whose peer is the
@@ -11,6 +12,17 @@
  * not NULL it receives the last matching descriptor (-1 if none).
  * Returns the number of sockets set (0 if none matched), or a negative error. */
 int mqp_net_nodelay_to(const char *uri, int *fd);
+
+/* Whether uri names a TLS connection (ssl://, mqtts://, wss://). */
+int mqp_net_uri_tls(const char *uri);
+
+/* Paho's default trace level, MQTTASYNC_TRACE_MINIMUM, has it format a line
+ * for every packet sent or received into an in-memory trace nobody reads
+ * unless MQTT_C_CLIENT_TRACE is set: about a fifth of a consumer's CPU time
+ * per message, measured. This lowers the level to errors, unless
+ * MQTT_C_CLIENT_TRACE is set (someone debugging wants Paho's trace). Call it
+ * after creating the client (creating reads the environment's level). */
+void mqp_net_paho_quiet(void);
 
 /* Bytes received on fd and not yet read (FIONREAD), or -1 on error. */
 int mqp_net_pending(int fd);
