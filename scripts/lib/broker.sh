@@ -98,6 +98,6 @@ stop_pid() {
 }
 
 broker_stop() {
-	stop_pid "$BROKER_PID"
+	stop_pid "${BROKER_PID:-}"
 	BROKER_PID=
 }
