@@ -18,8 +18,8 @@ int mqp_net_uri_tls(const char *uri);
 
 /* Paho's default trace level, MQTTASYNC_TRACE_MINIMUM, has it format a line
  * for every packet sent or received into an in-memory trace nobody reads
- * unless MQTT_C_CLIENT_TRACE is set: about a fifth of a consumer's CPU time
- * per message, measured. This lowers the level to errors, unless
+ * unless MQTT_C_CLIENT_TRACE is set: measured, 0.25 of the 1.45 s of CPU a
+ * bare consumer spends on 100 000 messages. This lowers the level to errors, unless
  * MQTT_C_CLIENT_TRACE is set (someone debugging wants Paho's trace). Call it
  * after creating the client (creating reads the environment's level). */
 void mqp_net_paho_quiet(void);
