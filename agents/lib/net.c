@@ -14,6 +14,7 @@
 
 #include "mqpipe/error.h"
 #include "mqpipe/net.h"
+#include "mqpipe/rxbuf.h"
 
 int mqp_net_parse_uri(const char *uri, char *host, unsigned long host_size, int *port)
 {
@@ -147,6 +148,13 @@ int mqp_net_nodelay_to(const char *uri, int *found)
 	closedir(dir);
 	freeaddrinfo(addrs);
 	return set;
+}
+
+int mqp_net_after_connect(const char *uri, int *fd, int *buffer_rc)
+{
+	int n = mqp_net_nodelay_to(uri, fd);
+	*buffer_rc = *fd >= 0 && !mqp_net_uri_tls(uri) ? mqp_rxbuf_attach(*fd) : MQP_OK;
+	return n;
 }
 
 int mqp_net_receive_maximum(MQTTProperties *props)

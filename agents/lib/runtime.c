@@ -832,15 +832,14 @@ static void runtime__on_connected(void *context, char *cause)
 {
 	struct runtime *rt = context;
 	/* Paho never sets TCP_NODELAY: without it each small publish waits on
-	 * Nagle and delayed ACK (~40 ms a hop). */
-	int fd, n2;
-	int n = mqp_net_nodelay_to(rt->opts.broker, &fd);
+	 * Nagle and delayed ACK (~40 ms a hop). Paho reads a packet with three
+	 * recv() calls after two poll() calls: the read buffer saves most (rxbuf.h). */
+	int fd, buffer_rc;
+	int n = mqp_net_after_connect(rt->opts.broker, &fd, &buffer_rc);
 	atomic_store(&rt->nodelay_on, 1);
 	atomic_store(&rt->broker_fd, fd);
-	/* Paho reads a packet with three recv() calls after two poll() calls:
-	 * buffer them (rxbuf.h). Over TLS, OpenSSL reads and writes instead. */
-	if (fd >= 0 && !mqp_net_uri_tls(rt->opts.broker) && (n2 = mqp_rxbuf_attach(fd)))
-		mqp_warn("read_buffer_not_set", "msg=\"%s\"", mqp_strerror(n2));
+	if (buffer_rc) /* Paho's reads stay unbuffered: slower, still correct */
+		mqp_warn("read_buffer_not_set", "msg=\"%s\"", mqp_strerror(buffer_rc));
 	if (atomic_fetch_add(&rt->connects, 1) > 0) /* a reconnect, not the first connect */
 		atomic_store(&rt->republish_due, 1);
 	if (n <= 0)

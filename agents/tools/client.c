@@ -9,7 +9,6 @@
 #include "client.h"
 #include "mqpipe/error.h"
 #include "mqpipe/net.h"
-#include "mqpipe/rxbuf.h"
 
 /* One publish awaiting its acknowledgement: the tool's own copy, the
  * context of its Paho callbacks, so a publish Paho gives back after a
@@ -87,11 +86,10 @@ static void client__on_connected(void *ctx, char *cause)
 {
 	(void)cause;
 	struct tool_client *c = ctx;
-	int fd, rc;
-	mqp_net_nodelay_to(c->opts->broker, &fd); /* Paho never sets it: ~40 ms a hop without */
-	/* Paho's reads and polls, buffered (rxbuf.h); TLS reads through OpenSSL. */
-	if (fd >= 0 && !mqp_net_uri_tls(c->opts->broker) && (rc = mqp_rxbuf_attach(fd)))
-		fprintf(stderr, "%s: reading unbuffered: %s\n", c->opts->agent, mqp_strerror(rc));
+	int fd, buffer_rc; /* TCP_NODELAY (~40 ms a hop without) and the read buffer */
+	mqp_net_after_connect(c->opts->broker, &fd, &buffer_rc);
+	if (buffer_rc)
+		fprintf(stderr, "%s: reading unbuffered: %s\n", c->opts->agent, mqp_strerror(buffer_rc));
 	pthread_mutex_lock(&c->lock);
 	int resubscribe = c->subscribed;
 	pthread_mutex_unlock(&c->lock);

@@ -13,6 +13,14 @@
  * Returns the number of sockets set (0 if none matched), or a negative error. */
 int mqp_net_nodelay_to(const char *uri, int *fd);
 
+/* What every Paho client here does after each successful connect: sets
+ * TCP_NODELAY on its broker socket (mqp_net_nodelay_to) and, unless the
+ * connection is TLS (OpenSSL reads and writes there), puts the read buffer
+ * of rxbuf.h under it. Returns what mqp_net_nodelay_to returns and sets *fd
+ * as it does; *buffer_rc receives mqp_rxbuf_attach's result, 0 when nothing
+ * was to be attached. */
+int mqp_net_after_connect(const char *uri, int *fd, int *buffer_rc);
+
 /* Whether uri names a TLS connection (ssl://, mqtts://, wss://). */
 int mqp_net_uri_tls(const char *uri);
 
