@@ -3,11 +3,16 @@
  * user.ingest.result / user.list.result for a request without one). The
  * rules are pure functions in validate.c; this file is the SQLite shell.
  *
- * A request that carries correlation data or a request_id is remembered with
- * its answer in the same transaction as the record it stored: a repeat gets
- * that first answer again and stores nothing new, across restarts too. */
+ * Every request is remembered with its answer in the same transaction as
+ * the record it stored, by its correlation data, else its request_id, else
+ * a digest of its response topic and payload: a repeat (a redelivery
+ * included) gets that first answer again and stores nothing new, across
+ * restarts too. Answers go only to response topics under --reply-prefix
+ * (the runtime enforces it, see mqp_reply). */
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "ingest.h"
 #include "validate.h"
@@ -46,6 +51,7 @@ struct ingest {
 	int rules_ready;
 	int64_t retain_ms;      /* --retain-requests: how long a repeat gets the first answer */
 	int64_t next_purge_ms;
+	char reply_prefix[256]; /* --reply-prefix, ending in '/' (or "": any) */
 };
 
 static int ingest__init(void *state, struct mqp_store *store)
@@ -68,7 +74,10 @@ static void ingest__fini(void *state)
 }
 
 /* The key a repeat is recognised by: 'c' + the correlation data, else
- * 'r' + the request_id; 0 bytes when the request has neither. */
+ * 'r' + the request_id, else 'h' + the SHA-256 of the response topic, a
+ * NUL and the payload: a broker's redelivery (its PUBACK was lost with a
+ * dropped connection) is then the same request, while two requesters, or
+ * two different payloads, are two. 0 bytes only when hashing failed. */
 static size_t ingest__key(const struct mqp_message *msg, const char *request_id, char *key,
 			  size_t size)
 {
@@ -83,7 +92,20 @@ static size_t ingest__key(const struct mqp_message *msg, const char *request_id,
 		memcpy(key + 1, request_id, n);
 		return n + 1;
 	}
-	return 0;
+	const char *to = msg->response_topic ? msg->response_topic : "";
+	unsigned len = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok = md && size >= 1 + EVP_MAX_MD_SIZE && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+		 EVP_DigestUpdate(md, to, strlen(to) + 1) &&
+		 EVP_DigestUpdate(md, msg->payload, msg->len) &&
+		 EVP_DigestFinal_ex(md, (unsigned char *)key + 1, &len);
+	EVP_MD_CTX_free(md);
+	if (!ok) {
+		mqp_warn("request_digest_failed", "effect=\"a redelivery of this request is stored again\"");
+		return 0;
+	}
+	key[0] = 'h';
+	return len + 1;
 }
 
 /* Looks the key up: *reply is the first answer (free()) or NULL. */
@@ -249,9 +271,31 @@ static int ingest__retain_option(void *ctx, const char *arg, char *err, size_t e
 	return mqp_duration_arg(arg, &((struct ingest *)ctx)->retain_ms, err, errlen);
 }
 
+/* --reply-prefix P: a topic prefix, without wildcards; "replies" and
+ * "replies/" are the same, "" allows any response topic. */
+static int ingest__reply_prefix_option(void *ctx, const char *arg, char *err, size_t errlen)
+{
+	struct ingest *g = ctx;
+	size_t n = strlen(arg);
+	if (strpbrk(arg, "+#")) {
+		snprintf(err, errlen, "--reply-prefix: '%s' holds a wildcard (+ or #)", arg);
+		return -1;
+	}
+	if (n + 2 > sizeof(g->reply_prefix)) {
+		snprintf(err, errlen, "--reply-prefix: longer than %zu bytes", sizeof(g->reply_prefix) - 2);
+		return -1;
+	}
+	snprintf(g->reply_prefix, sizeof(g->reply_prefix), "%s%s", arg,
+		 n && arg[n - 1] != '/' ? "/" : "");
+	return 0;
+}
+
 static const struct mqp_extra_option ingest__options[] = {
 	{"retain-requests", 1, "DURATION",
 	 "a repeated request gets the first answer for this long (default 7d)", ingest__retain_option, 0},
+	{"reply-prefix", 1, "P",
+	 "answer only response topics under P (after -p; default replies/, '' for any)",
+	 ingest__reply_prefix_option, 0},
 };
 
 int ingest_agent(struct mqp_agent *agent)
@@ -260,6 +304,7 @@ int ingest_agent(struct mqp_agent *agent)
 	if (!g)
 		return MQP_ERR_NOMEM;
 	g->retain_ms = INGEST__RETAIN_DEFAULT_MS;
+	strcpy(g->reply_prefix, "replies/");
 	*agent = (struct mqp_agent){
 		.name = "ingest",
 		.subscriptions = ingest__subscriptions,
@@ -267,6 +312,7 @@ int ingest_agent(struct mqp_agent *agent)
 		.n_migrations = MQP_LEN(ingest__migrations),
 		.init = ingest__init,
 		.fini = ingest__fini,
+		.reply_prefix = g->reply_prefix,
 		.options = ingest__options,
 		.n_options = MQP_LEN(ingest__options),
 		.options_ctx = g,

@@ -20,7 +20,7 @@ struct mqp_metrics {
 	pthread_mutex_t lock;
 	struct metrics__topic topics[METRICS__TOPICS];
 	size_t n_topics;
-	uint64_t other_in, other_out, in, out, deadletters, errors;
+	uint64_t other_in, other_out, in, out, deadletters, errors, refused;
 	/* Log-linear histogram of handling times: 8 buckets per power of two, so a
 	 * quantile is within 12.5% of the true value, in fixed memory. */
 	uint64_t buckets[MQP_METRICS_BUCKETS];
@@ -128,6 +128,13 @@ void mqp_metrics_deadletter(struct mqp_metrics *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
+void mqp_metrics_refused(struct mqp_metrics *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->refused++;
+	pthread_mutex_unlock(&m->lock);
+}
+
 void mqp_metrics_error(struct mqp_metrics *m)
 {
 	pthread_mutex_lock(&m->lock);
@@ -198,6 +205,7 @@ cJSON *mqp_metrics_report(struct mqp_metrics *m, const char *agent, const char *
 	     mqp_json_add_uint(o, "messages_out", m->out) &&
 	     mqp_json_add_uint(o, "deadletters", m->deadletters) &&
 	     mqp_json_add_uint(o, "errors", m->errors) &&
+	     mqp_json_add_uint(o, "refused", m->refused) &&
 	     (h = cJSON_AddObjectToObject(o, "handling_us")) &&
 	     mqp_json_add_uint(h, "count", m->samples) &&
 	     mqp_json_add_uint(h, "p50", mqp_metrics_quantile(m->buckets, m->samples, 0.50)) &&

@@ -55,9 +55,22 @@ struct runtime__ids {
 	size_t n, cap;
 };
 
+/* Outbox rows the broker refused for good, with its reason codes (Paho's
+ * threads add, the applier takes). */
+struct runtime__refusals {
+	struct runtime__refusal {
+		int64_t id;
+		int reason;
+	} *v;
+	size_t n, cap;
+};
+
 struct mqp_ctx {
 	struct runtime *rt;
 	const struct mqp_message *msg;
+	/* Set by mqp_reply when the message's response topic is not under the
+	 * agent's reply prefix: the fallback topic the 400 goes to. */
+	char refused_reply[256];
 };
 
 struct runtime {
@@ -73,6 +86,7 @@ struct runtime {
 	int *subs_qos;
 	int n_subs;
 	size_t prefix_len; /* bytes of "prefix/" to strip from incoming topics */
+	char reply_prefix[1100]; /* response topics must start with it ("" = any) */
 
 	/* Connection (callbacks set, main thread reads). */
 	MQTTAsync_connectOptions conn;
@@ -107,6 +121,7 @@ struct runtime {
 	/* Shared with Paho's callbacks. */
 	pthread_mutex_t lock;
 	struct runtime__ids acked, failed;
+	struct runtime__refusals refused;
 	atomic_long inflight;
 };
 
@@ -223,16 +238,36 @@ static void runtime__on_send_failed(void *context, MQTTAsync_failureData5 *respo
 	struct runtime *rt = &runtime__rt;
 	int64_t id = (int64_t)(intptr_t)context;
 	if (runtime__refused_for_good(response)) {
-		/* Sending again would be refused again, in a loop: the row stays in
-		 * the outbox (outbox_depth shows it) and is offered once more at
-		 * the next start, after the broker's ACL is mended. */
-		mqp_error("publish_refused",
-			  "id=%lld reason=%d msg=\"%s\" action=\"kept in the outbox until restart\"",
+		/* Sending again would be refused again, and Paho drops the
+		 * connection after each refusal: an outbox row leaves the outbox
+		 * as a dead letter (the applier moves it, runtime__note_refused),
+		 * so neither a reconnect nor a restart sends it again (README
+		 * "Security"). Logged here, once. */
+		mqp_error("publish_refused", "id=%lld reason=%d msg=\"%s\" action=\"%s\"",
 			  (long long)id, (int)response->reasonCode,
-			  MQTTReasonCode_toString(response->reasonCode));
-		mqp_metrics_error(rt->metrics);
-		if (id > 0)
-			atomic_fetch_sub(&rt->inflight, 1);
+			  MQTTReasonCode_toString(response->reasonCode),
+			  id > 0 ? "dead-lettered" : "dropped");
+		if (id <= 0)
+			return;
+		pthread_mutex_lock(&rt->lock);
+		int rc = MQP_OK;
+		if (rt->refused.n == rt->refused.cap) {
+			size_t cap = rt->refused.cap ? rt->refused.cap * 2 : 64;
+			struct runtime__refusal *v = realloc(rt->refused.v, cap * sizeof(*v));
+			if (v) {
+				rt->refused.v = v;
+				rt->refused.cap = cap;
+			} else {
+				rc = MQP_ERR_NOMEM;
+			}
+		}
+		if (!rc)
+			rt->refused.v[rt->refused.n++] =
+				(struct runtime__refusal){id, (int)response->reasonCode};
+		pthread_mutex_unlock(&rt->lock);
+		atomic_fetch_sub(&rt->inflight, 1);
+		if (rc) /* the row stays in the outbox: refused again at the next start */
+			mqp_error("refusal_lost", "id=%lld msg=\"out of memory\"", (long long)id);
 		return;
 	}
 	mqp_warn("publish_failed", "id=%lld code=%d msg=\"%s\"", (long long)id,
@@ -368,9 +403,23 @@ int mqp_emit_raw(struct mqp_ctx *ctx, const char *topic, const char *payload, si
 	return runtime__emit_owned(ctx->rt, topic, copy, len, NULL, NULL, 0);
 }
 
+/* True when a reply may go to topic: it lies under the agent's reply prefix
+ * (with the --prefix), or the agent has none. */
+static int runtime__reply_allowed(const struct runtime *rt, const char *topic)
+{
+	size_t n = strlen(rt->reply_prefix);
+	return n == 0 || (strncmp(topic, rt->reply_prefix, n) == 0 && topic[n] != '\0');
+}
+
 int mqp_reply(struct mqp_ctx *ctx, const char *fallback_topic, const char *payload, size_t len)
 {
 	const struct mqp_message *m = ctx->msg;
+	if (m && m->response_topic && !runtime__reply_allowed(ctx->rt, m->response_topic)) {
+		/* Nothing goes where the requester pointed: runtime__apply undoes
+		 * the message's effects and answers 400 on the fallback topic. */
+		int n = snprintf(ctx->refused_reply, sizeof(ctx->refused_reply), "%s", fallback_topic);
+		return n > 0 && (size_t)n < sizeof(ctx->refused_reply) ? MQP_OK : MQP_ERR_INVAL;
+	}
 	char *copy = malloc(len + 1);
 	if (!copy)
 		return MQP_ERR_NOMEM;
@@ -486,25 +535,56 @@ static int runtime__deadletter(struct mqp_ctx *ctx, const char *reason)
 	return rc;
 }
 
-/* Answers a request the agent never saw (its payload was over the limit) on
- * its response topic, as a request/response agent answers bad input:
- * {"status":400,"errors":[{"field":"body","message":reason}]}. Returns 0 or
- * MQP_ERR_NOMEM. */
-static int runtime__refuse_request(struct mqp_ctx *ctx, const char *reason)
+/* Renders a request/response agent's answer to bad input:
+ * {"status":400,"errors":[{"field":field,"message":message}]}. Returns a
+ * malloc'ed string, or NULL when out of memory. */
+static char *runtime__error_reply(const char *field, const char *message)
 {
 	cJSON *o = cJSON_CreateObject(), *errs, *e;
 	char *text = NULL;
 	if (o && cJSON_AddNumberToObject(o, "status", 400) &&
 	    (errs = cJSON_AddArrayToObject(o, "errors")) && (e = cJSON_CreateObject()) &&
-	    cJSON_AddItemToArray(errs, e) && cJSON_AddStringToObject(e, "field", "body") &&
-	    cJSON_AddStringToObject(e, "message", reason))
+	    cJSON_AddItemToArray(errs, e) && cJSON_AddStringToObject(e, "field", field) &&
+	    cJSON_AddStringToObject(e, "message", message))
 		text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
+	return text;
+}
+
+/* Answers a request the agent never saw (its payload was over the limit) on
+ * its response topic, with a 400 naming the body. Returns 0 or
+ * MQP_ERR_NOMEM. */
+static int runtime__refuse_request(struct mqp_ctx *ctx, const char *reason)
+{
+	char *text = runtime__error_reply("body", reason);
 	if (!text)
 		return MQP_ERR_NOMEM;
 	int rc = mqp_reply(ctx, ctx->msg->response_topic, text, strlen(text));
 	cJSON_free(text);
 	return rc;
+}
+
+/* The handler answered a request whose response topic is not under the
+ * reply prefix (mqp_reply noted the fallback topic): its effects are already
+ * rolled back; the answer is a 400 naming the response topic, on the
+ * fallback topic (with the --prefix). Returns 0 or a negative error. */
+static int runtime__refuse_reply(struct mqp_ctx *ctx)
+{
+	struct runtime *rt = ctx->rt;
+	const char *to = ctx->msg->response_topic;
+	size_t n = strlen(to) + strlen(rt->reply_prefix) + 100;
+	char *why = malloc(n), qt[300], qf[300];
+	if (!why)
+		return MQP_ERR_NOMEM;
+	snprintf(why, n, "response topic '%s' is not under '%s' (--reply-prefix): answered here instead",
+		 to, rt->reply_prefix);
+	char *text = runtime__error_reply("response_topic", why);
+	free(why);
+	if (!text)
+		return MQP_ERR_NOMEM;
+	mqp_warn("reply_refused", "response_topic=%s fallback=%s", mqp_log_quote(qt, sizeof(qt), to),
+		 mqp_log_quote(qf, sizeof(qf), ctx->refused_reply));
+	return runtime__emit_owned(rt, ctx->refused_reply, text, strlen(text), NULL, NULL, 0);
 }
 
 /* mqp_inbox_read callback: applies one record inside its own savepoint. A
@@ -530,7 +610,7 @@ static int runtime__apply(void *arg, const struct mqp_inbox_record *rec)
 		rt->reply_buf[rec->response_topic_len] = '\0';
 		msg.response_topic = rt->reply_buf;
 	}
-	struct mqp_ctx ctx = {rt, &msg};
+	struct mqp_ctx ctx = {rt, &msg, ""};
 	struct mqp_reason why = {""};
 	mqp_metrics_in(rt->metrics, rt->topic_buf, tlen);
 	rt->batch_received_us[rt->n_batch++] = rec->received_us;
@@ -539,7 +619,12 @@ static int runtime__apply(void *arg, const struct mqp_inbox_record *rec)
 		snprintf(why.text, sizeof(why.text),
 			 "payload of %llu bytes is over the limit of %ld (--max-payload); its first %zu bytes are kept",
 			 (unsigned long long)rec->cut_from, rt->opts.max_payload, rec->payload_len);
-		int rc = msg.response_topic ? runtime__refuse_request(&ctx, why.text) : MQP_OK;
+		/* A response topic off the reply prefix gets no answer here: the
+		 * runtime does not know the agent's fallback topic; the dead
+		 * letter says it all. */
+		int rc = msg.response_topic && runtime__reply_allowed(rt, msg.response_topic)
+				 ? runtime__refuse_request(&ctx, why.text)
+				 : MQP_OK;
 		return rc ? rc : runtime__deadletter(&ctx, why.text);
 	}
 	size_t outputs_before = rt->n_outputs;
@@ -547,12 +632,14 @@ static int runtime__apply(void *arg, const struct mqp_inbox_record *rec)
 	if (rc)
 		return rc;
 	rc = rt->agent->handle(rt->agent->state, &ctx, &msg, &why);
-	if (rc == MQP_OK)
+	if (rc == MQP_OK && !ctx.refused_reply[0])
 		return mqp_store_release(rt->store);
 	mqp_store_rollback_savepoint(rt->store);
 	runtime__outputs_truncate(rt, outputs_before);
 	if (rc == MQP_ERR_DB)
 		return rc;
+	if (ctx.refused_reply[0]) /* nothing stored, nothing sent where it pointed */
+		return runtime__refuse_reply(&ctx);
 	if (rc != MQP_ERR_INPUT) {
 		mqp_metrics_error(rt->metrics);
 		snprintf(why.text, sizeof(why.text), "internal error: %s", mqp_strerror(rc));
@@ -582,6 +669,55 @@ static int runtime__note_acked(struct runtime *rt)
 		return MQP_OK;
 	rt->next_outbox_purge_ms = now + 1000;
 	rc = mqp_store_outbox_purge(rt->store, now - rt->opts.republish_window_s * 1000LL);
+	return rc < 0 ? rc : MQP_OK;
+}
+
+/* What runtime__deadletter_row needs besides the row. */
+struct runtime__refused_row {
+	struct runtime *rt;
+	int reason;
+	int64_t now_ms;
+};
+
+/* mqp_store_outbox_take callback: keeps a refused output as a dead letter,
+ * under the topic it was published on, with its payload. No dead-letter
+ * event is published for it: that too could be refused, and it would carry
+ * a reply where other readers see it. */
+static int runtime__deadletter_row(void *arg, const struct mqp_outbox_row *row)
+{
+	const struct runtime__refused_row *r = arg;
+	const char *what = MQTTReasonCode_toString((enum MQTTReasonCodes)r->reason);
+	char reason[200], qt[300];
+	int n = snprintf(reason, sizeof(reason), "publish refused by the broker: %d %s", r->reason,
+			 what ? what : "unknown reason code");
+	size_t at = (size_t)n - (what ? strlen(what) : 0);
+	if (n > 0 && at < sizeof(reason) && reason[at] >= 'A' && reason[at] <= 'Z')
+		reason[at] = (char)(reason[at] - 'A' + 'a'); /* "135 not authorized" */
+	mqp_debug("refused_deadlettered", "id=%lld topic=%s", (long long)row->id,
+		  mqp_log_quote(qt, sizeof(qt), row->topic));
+	int rc = mqp_store_deadletter_add(r->rt->store, row->topic, reason, row->payload, row->len,
+					  r->now_ms);
+	return rc ? rc : 1;
+}
+
+/* Moves the outputs the broker refused for good from the outbox to the
+ * dead-letter table (inside the open transaction), and counts them. Returns
+ * 0 or MQP_ERR_DB. */
+static int runtime__note_refused(struct runtime *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	struct runtime__refusals list = rt->refused;
+	memset(&rt->refused, 0, sizeof(rt->refused));
+	pthread_mutex_unlock(&rt->lock);
+	int rc = MQP_OK;
+	for (size_t i = 0; i < list.n && rc >= 0; i++) {
+		struct runtime__refused_row r = {rt, list.v[i].reason, mqp_now_ms()};
+		if ((rc = mqp_store_outbox_take(rt->store, list.v[i].id, runtime__deadletter_row, &r)) > 0) {
+			atomic_fetch_sub(&rt->outbox_depth, 1);
+			mqp_metrics_refused(rt->metrics);
+		}
+	}
+	free(list.v);
 	return rc < 0 ? rc : MQP_OK;
 }
 
@@ -628,7 +764,7 @@ static int runtime__retry_failed(struct runtime *rt)
  * to run again. */
 static int runtime__tick(struct runtime *rt)
 {
-	struct mqp_ctx ctx = {rt, NULL};
+	struct mqp_ctx ctx = {rt, NULL, ""};
 	int64_t next = 0;
 	int rc = rt->agent->tick(rt->agent->state, &ctx, mqp_now_ms(), &next);
 	rt->next_tick_ms = next;
@@ -645,6 +781,8 @@ static int runtime__apply_batch(struct runtime *rt)
 		return rc;
 	rt->n_batch = 0;
 	rc = runtime__note_acked(rt);
+	if (!rc)
+		rc = runtime__note_refused(rt);
 	int n = rc ? rc : mqp_inbox_read(rt->inbox, RUNTIME__BATCH, runtime__apply, rt);
 	if (n > 0)
 		rc = mqp_store_meta_set(rt->store, "inbox_seq", (int64_t)mqp_inbox_last_seq(rt->inbox));
@@ -691,7 +829,7 @@ static void *runtime__applier_main(void *arg)
 		}
 		int ready = mqp_inbox_wait(rt->inbox, stopping ? 0 : wait_ms);
 		pthread_mutex_lock(&rt->lock);
-		int acks = rt->acked.n > 0, failures = rt->failed.n > 0;
+		int acks = rt->acked.n > 0 || rt->refused.n > 0, failures = rt->failed.n > 0;
 		pthread_mutex_unlock(&rt->lock);
 		if (failures && atomic_load(&rt->online))
 			runtime__check(runtime__retry_failed(rt));
@@ -1074,6 +1212,7 @@ static void runtime__free(struct runtime *rt)
 	free(rt->batch_received_us);
 	free(rt->acked.v);
 	free(rt->failed.v);
+	free(rt->refused.v);
 	pthread_mutex_destroy(&rt->lock);
 }
 
@@ -1111,6 +1250,12 @@ static int runtime__open(struct runtime *rt)
 		return rc;
 	snprintf(rel, sizeof(rel), "mqpipe/metrics/%s", rt->opts.client_id);
 	if ((rc = mqp_options_topic(&rt->opts, rel, rt->metrics_topic, sizeof(rt->metrics_topic))))
+		return rc;
+	/* Replies go only under the reply prefix, which takes the --prefix like
+	 * every topic the agent publishes (README "Ingestion"). */
+	if (rt->agent->reply_prefix && rt->agent->reply_prefix[0] &&
+	    (rc = mqp_options_topic(&rt->opts, rt->agent->reply_prefix, rt->reply_prefix,
+				    sizeof(rt->reply_prefix))))
 		return rc;
 	rt->online_payload = runtime__status_payload(rt, "online");
 	rt->offline_payload = runtime__status_payload(rt, "offline");

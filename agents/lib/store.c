@@ -23,6 +23,7 @@ enum store__stmt {
 	ST_OUTBOX_EACH,
 	ST_OUTBOX_GET,
 	ST_OUTBOX_DEPTH,
+	ST_OUTBOX_TAKE,
 	ST_DEADLETTER_ADD,
 	ST_META_GET,
 	ST_META_SET,
@@ -46,6 +47,8 @@ static const char *const store__sql[ST__COUNT] = {
 			    " WHERE acked_ms >= ?1 ORDER BY id",
 	[ST_OUTBOX_GET] = "SELECT id, topic, payload, qos, retain, correlation FROM outbox WHERE id = ?1",
 	[ST_OUTBOX_DEPTH] = "SELECT count(*) FROM outbox WHERE acked_ms IS NULL",
+	[ST_OUTBOX_TAKE] = "DELETE FROM outbox WHERE id = ?1 AND acked_ms IS NULL"
+			   " RETURNING id, topic, payload, qos, retain, correlation",
 	[ST_DEADLETTER_ADD] = "INSERT INTO deadletter(topic, reason, payload, received_ms) "
 			      "VALUES (?1, ?2, ?3, ?4)",
 	[ST_META_GET] = "SELECT value FROM runtime_meta WHERE key = ?1",
@@ -339,6 +342,12 @@ int mqp_store_outbox_get(struct mqp_store *store, int64_t id, mqp_outbox_row_fn 
 {
 	sqlite3_bind_int64(store->stmt[ST_OUTBOX_GET], 1, id);
 	return store__outbox_rows(store, store->stmt[ST_OUTBOX_GET], fn, ctx);
+}
+
+int mqp_store_outbox_take(struct mqp_store *store, int64_t id, mqp_outbox_row_fn fn, void *ctx)
+{
+	sqlite3_bind_int64(store->stmt[ST_OUTBOX_TAKE], 1, id);
+	return store__outbox_rows(store, store->stmt[ST_OUTBOX_TAKE], fn, ctx);
 }
 
 int64_t mqp_store_outbox_depth(struct mqp_store *store)

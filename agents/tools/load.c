@@ -243,7 +243,8 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&l.lock, NULL);
 	pthread_cond_init(&l.cond, NULL);
 	l.rng = (uint64_t)load__now_us() | 1;
-	snprintf(l.reply_topic, sizeof(l.reply_topic), "mqpipe-load/%d/replies", (int)getpid());
+	/* Under the ingest agent's default --reply-prefix. */
+	snprintf(l.reply_topic, sizeof(l.reply_topic), "replies/mqpipe-load/%d", (int)getpid());
 	if (!l.echo && (!(l.sent_us = calloc((size_t)l.n, sizeof(int64_t))) ||
 			!(l.latency_ms = calloc((size_t)l.n, sizeof(double))))) {
 		fputs("mqpipe-load: out of memory\n", stderr);

@@ -9,7 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 it_setup
 start_agent ingest mqpipe-ingest -d "$T/ingest.db"
-rr() { mosquitto_rr -p "$BROKER_PORT" -q 1 -e "it/replies/$1" -W 10 "${@:2}"; }
+rr() { mosquitto_rr -p "$BROKER_PORT" -q 1 -e "replies/it/$1" -W 10 "${@:2}"; }
 users() { sqlite3 -cmd ".timeout 5000" "$T/ingest.db" "SELECT count(*) FROM user"; }
 
 note "a valid record, JSON, answered on the response topic"
@@ -95,10 +95,10 @@ out=$("$BIN/mqpipe-load" -b "$BROKER_URI" -n 500 --window 16 --json)
 note "a request over --max-payload: a 400 naming the body, and a dead letter"
 head -c 2000000 /dev/zero | tr '\0' 'a' >"$T/huge"
 # (mosquitto_rr has no -f, and one argument holds at most 128 KiB)
-mosquitto_sub -p "$BROKER_PORT" -q 1 -t it/replies/6 -C 1 -W 20 >"$T/big.out" &
+mosquitto_sub -p "$BROKER_PORT" -q 1 -t replies/it/6 -C 1 -W 20 >"$T/big.out" &
 bigsub=$!
 sleep 0.3
-mosquitto_pub -p "$BROKER_PORT" -q 1 -t user.ingest -f "$T/huge" -D publish response-topic it/replies/6 \
+mosquitto_pub -p "$BROKER_PORT" -q 1 -t user.ingest -f "$T/huge" -D publish response-topic replies/it/6 \
 	-D publish correlation-data big-1
 wait "$bigsub" || fail "no answer to a 2 MB request"
 big=$(cat "$T/big.out")
@@ -110,7 +110,7 @@ jq -e '.errors[0].message | contains("payload of 2000000 bytes is over the limit
 
 note "--retain-requests: after it, a repeat is a new request, and the table is bounded"
 start_agent short mqpipe-ingest -i it-short -p short -d "$T/short.db" --retain-requests 1s
-srr() { mosquitto_rr -p "$BROKER_PORT" -q 1 -e "short/it/replies/$1" -W 10 "${@:2}"; }
+srr() { mosquitto_rr -p "$BROKER_PORT" -q 1 -e "short/replies/it/$1" -W 10 "${@:2}"; }
 one=$(srr 1 -t short/user.ingest -D publish correlation-data k-1 -m 'user_name=F&email=f@b.com&pincode=1111')
 two=$(srr 2 -t short/user.ingest -D publish correlation-data k-1 -m 'user_name=G&email=g@b.com&pincode=2222')
 [ "$one" = "$two" ] || fail "within the retention a repeat answered differently: $one / $two"

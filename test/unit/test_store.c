@@ -214,3 +214,35 @@ Test(store, agent_statements_are_prepared_run_and_finalized_together)
 	mqp_store_finalize_all(none, 1);
 	mqp_store_close(s);
 }
+
+/* mqp_store_outbox_take callback: keeps the row as a dead letter, as the
+ * runtime does with an output the broker refused. */
+static int take_as_deadletter(void *ctx, const struct mqp_outbox_row *row)
+{
+	int rc = mqp_store_deadletter_add(ctx, row->topic, "publish refused by the broker: 135 not authorized",
+					  row->payload, row->len, 5);
+	return rc ? rc : 1;
+}
+
+Test(store, a_taken_row_leaves_the_outbox_for_good)
+{
+	struct mqp_store *s;
+	int64_t a, b;
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
+	cr_assert_eq(mqp_store_begin(s), 0);
+	cr_assert_eq(mqp_store_outbox_add(s, "refused", "{\"k\":1}", 7, 1, 0, NULL, 0, &a), 0);
+	cr_assert_eq(mqp_store_outbox_add(s, "acked", "{}", 2, 1, 0, NULL, 0, &b), 0);
+	cr_assert_eq(mqp_store_outbox_acked(s, b, 1000), 1);
+	cr_assert_eq(mqp_store_outbox_take(s, a, take_as_deadletter, s), 1, "fn saw the row");
+	cr_assert_eq(mqp_store_outbox_take(s, a, take_as_deadletter, s), 0, "taken once");
+	cr_assert_eq(mqp_store_outbox_take(s, b, take_as_deadletter, s), 0,
+		     "an acknowledged row is not taken");
+	cr_assert_eq(mqp_store_commit(s), 0);
+	cr_assert_eq(mqp_store_outbox_depth(s), 0);
+	struct rows r = {0};
+	cr_assert_eq(mqp_store_outbox_each(s, collect, &r), 0);
+	cr_assert_eq(r.n, 0, "nothing is offered at the next start");
+	cr_assert_eq(scalar(s, "SELECT count(*) FROM deadletter WHERE topic = 'refused' AND payload = "
+			       "CAST('{\"k\":1}' AS BLOB) AND reason LIKE '%135 not authorized'"), 1);
+	mqp_store_close(s);
+}

@@ -18,6 +18,8 @@ void mqp_metrics_in(struct mqp_metrics *m, const char *topic, size_t topic_len);
 void mqp_metrics_out(struct mqp_metrics *m, const char *topic);
 void mqp_metrics_deadletter(struct mqp_metrics *m);
 void mqp_metrics_error(struct mqp_metrics *m);
+/* Counts one output the broker refused for good (now a dead letter). */
+void mqp_metrics_refused(struct mqp_metrics *m);
 /* Records one handling time in microseconds. */
 void mqp_metrics_handled(struct mqp_metrics *m, uint64_t usec);
 

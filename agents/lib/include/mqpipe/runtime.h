@@ -52,6 +52,10 @@ struct mqp_agent {
 	size_t n_options;
 	void *options_ctx;                 /* passed to the options' handlers */
 	long max_payload;                  /* default --max-payload; 0: MQP_MAX_PAYLOAD_DEFAULT */
+	/* Where mqp_reply may answer: response topics must start with this
+	 * (before the --prefix, e.g. "replies/"; read once the flags are
+	 * parsed). NULL or "": any response topic. */
+	const char *reply_prefix;
 	/* Called once the store is open, before any message: prepare statements.
 	 * Returns 0 or a negative error (the agent then exits 1). */
 	int (*init)(void *state, struct mqp_store *store);
@@ -91,8 +95,14 @@ int mqp_emit_raw(struct mqp_ctx *ctx, const char *topic, const char *payload, si
 /* Answers the message being handled: on its MQTT 5 response topic with its
  * correlation data when it has one, else on fallback_topic (with the
  * --prefix). Through the outbox like any output; fallback_topic also names
- * the reply in the metrics. payload stays the caller's. Returns 0 or a
- * negative error. */
+ * the reply in the metrics. payload stays the caller's. A response topic
+ * holding wildcards counts as none (the request is answered on the
+ * fallback). A response topic not under the agent's reply_prefix (with the
+ * --prefix) is refused, README "Ingestion": mqp_reply returns 0 and sends
+ * nothing, and once the handler returns, the runtime rolls the message's
+ * effects back and answers on fallback_topic instead, {"status":400,
+ * "errors":[{"field":"response_topic","message":…}]} naming the topic.
+ * Returns 0 or a negative error. */
 int mqp_reply(struct mqp_ctx *ctx, const char *fallback_topic, const char *payload, size_t len);
 
 /* Outputs published and not yet acknowledged by the broker, plus those queued

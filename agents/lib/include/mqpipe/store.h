@@ -74,6 +74,11 @@ int mqp_store_outbox_acked_since(struct mqp_store *store, int64_t since_ms, mqp_
 int mqp_store_outbox_get(struct mqp_store *store, int64_t id, mqp_outbox_row_fn fn, void *ctx);
 /* Number of outputs not yet acknowledged, or a negative error. */
 int64_t mqp_store_outbox_depth(struct mqp_store *store);
+/* Deletes the outbox row id if it is still unacknowledged, and calls fn
+ * with it as it was (the broker refused it for good: fn keeps it as a dead
+ * letter, in the same transaction). Returns what fn returned, 0 when the row
+ * was not there (fn not called), or MQP_ERR_DB. */
+int mqp_store_outbox_take(struct mqp_store *store, int64_t id, mqp_outbox_row_fn fn, void *ctx);
 
 /* Records a dead letter. */
 int mqp_store_deadletter_add(struct mqp_store *store, const char *topic, const char *reason,
