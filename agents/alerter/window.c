@@ -72,7 +72,7 @@ static int window__rule(const char *line, size_t len, struct alert_rule *r, char
 	cJSON *o;
 	struct mqp_reason jw = {""};
 	if (mqp_json_parse_object(line, len, &o, &jw)) { /* the same text rules as payloads */
-		snprintf(err, errlen, "not a JSON object: %s", jw.text);
+		snprintf(err, errlen, "not a JSON object (%s)", jw.text);
 		return MQP_ERR_INVAL;
 	}
 	alert_rule_default(r);

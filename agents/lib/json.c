@@ -68,8 +68,8 @@ static void json__path(const struct json__level *lv, size_t depth, char *out, si
 }
 
 /* Refuses a string for holding `what` at s[at]; its closing quote is s[end]
- * (or end is len). lv[0..depth) is where it is;
- * lv may be changed. */
+ * (or end is len), lv[0..depth) is where it is (lv may be changed). Returns
+ * MQP_ERR_INPUT with the reason. */
 static int json__bad_string(const char *s, size_t len, size_t at, size_t end,
 			    struct json__level *lv, size_t depth, const char *what,
 			    struct mqp_reason *why)
