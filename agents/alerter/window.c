@@ -66,12 +66,13 @@ static bool window__filter_ok(const char *f)
 }
 
 /* Parses one rule object; err gets the reason. */
-static int window__rule(const char *line, struct alert_rule *r, char *err, size_t errlen)
+static int window__rule(const char *line, size_t len, struct alert_rule *r, char *err,
+			size_t errlen)
 {
-	cJSON *o = cJSON_Parse(line);
-	if (!cJSON_IsObject(o)) {
-		cJSON_Delete(o);
-		snprintf(err, errlen, "not a JSON object");
+	cJSON *o;
+	struct mqp_reason jw = {""};
+	if (mqp_json_parse_object(line, len, &o, &jw)) { /* the same text rules as payloads */
+		snprintf(err, errlen, "not a JSON object (%s)", jw.text);
 		return MQP_ERR_INVAL;
 	}
 	alert_rule_default(r);
@@ -163,7 +164,7 @@ int alert_rules_load(const char *text, size_t len, struct alert_rule *rules, siz
 			snprintf(err, errlen, "line %d: more than %d rules", lineno, ALERT_RULES_MAX);
 			return MQP_ERR_INVAL;
 		}
-		if (window__rule(line, &rules[*n], why, sizeof(why))) {
+		if (window__rule(line, ll, &rules[*n], why, sizeof(why))) {
 			snprintf(err, errlen, "line %d: %s", lineno, why);
 			return MQP_ERR_INVAL;
 		}
@@ -200,13 +201,29 @@ bool alert_topic_matches(const char *filter, const char *topic)
 	}
 }
 
-/* Appends s to the series name, '+' and '#' made '_' so it stays a topic. */
-static void window__series_put(char *series, const char *s)
+/* Appends n bytes of s to the series name. A series is never cut or
+ * rewritten (two names would become one): too long is refused. */
+static int window__series_put(char *series, const char *s, size_t n, struct mqp_reason *why)
 {
-	size_t n = strlen(series);
-	for (; *s && n + 1 < ALERT_SERIES_MAX; s++)
-		series[n++] = (*s == '+' || *s == '#') ? '_' : *s;
-	series[n] = '\0';
+	size_t have = strlen(series);
+	if (have + n >= ALERT_SERIES_MAX)
+		return mqp_reason_set(why, "the series name would be %zu bytes, more than %d",
+				      have + n, ALERT_SERIES_MAX - 1);
+	memcpy(series + have, s, n);
+	series[have + n] = '\0';
+	return MQP_OK;
+}
+
+/* Whether s (UTF-8) can be one level of a topic an alert is published on:
+ * no '/', no wildcard, no control character (C0, DEL, C1: MQTT 5 4.7.3 says
+ * topics should not hold them, and mosquitto refuses them). */
+static bool window__level_ok(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p == '/' || *p == '+' || *p == '#' || *p < 0x20 || *p == 0x7f ||
+		    (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F))
+			return false;
+	return true;
 }
 
 /* Checks and reads a finite number within the value limit. */
@@ -227,27 +244,18 @@ int alert_point_parse(const struct alert_rule *rule, const char *topic, const vo
 {
 	out->series[0] = '\0';
 	out->none = false;
-	window__series_put(out->series, strncmp(topic, "metrics/", 8) == 0 ? topic + 8 : topic);
+	const char *name = strncmp(topic, "metrics/", 8) == 0 ? topic + 8 : topic;
+	int rc = window__series_put(out->series, name, strlen(name), why);
+	if (rc)
+		return rc;
 	out->ts = arrival_s;
-	/* One parse per point: an object goes through the shared object rules,
-	 * anything else must be a bare number. */
-	const char *text = payload;
-	size_t lead = 0;
-	while (lead < len && strchr(" \t\r\n", text[lead]) && text[lead])
-		lead++;
+	/* One parse per point, under the shared text rules: an object goes on to
+	 * its fields, anything else must be a bare number. */
 	cJSON *root;
-	int rc;
-	if (lead < len && text[lead] != '{') {
-		if (!mqp_utf8_valid(payload, len))
-			return mqp_reason_set(why, "payload is not valid UTF-8");
-		const char *end = NULL;
-		root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
-		size_t used = end ? (size_t)(end - text) : 0;
-		while (root && used < len && strchr(" \t\r\n", text[used]) && text[used])
-			used++;
-		if (!root || used < len)
-			rc = mqp_reason_set(why, "not JSON: a number or an object was expected");
-		else if (!cJSON_IsNumber(root))
+	if ((rc = mqp_json_parse(payload, len, &root, why)))
+		return rc;
+	if (!cJSON_IsObject(root)) {
+		if (!cJSON_IsNumber(root))
 			rc = mqp_reason_set(why, "payload must be a number or a JSON object");
 		else if (!(rc = window__value(root, "value", &out->value, why)) && rule->key_field[0])
 			rc = mqp_reason_set(why, "a bare number has no field '%s' to tell series apart",
@@ -255,8 +263,6 @@ int alert_point_parse(const struct alert_rule *rule, const char *topic, const vo
 		cJSON_Delete(root);
 		return rc;
 	}
-	if ((rc = mqp_json_parse_object(payload, len, &root, why)))
-		return rc;
 	const cJSON *value = cJSON_GetObjectItemCaseSensitive(root, rule->value_field);
 	if (cJSON_IsNull(value)) {
 		out->none = true;
@@ -265,24 +271,36 @@ int alert_point_parse(const struct alert_rule *rule, const char *topic, const vo
 	}
 	rc = window__value(value, rule->value_field, &out->value, why);
 	if (!rc && cJSON_GetObjectItemCaseSensitive(root, rule->time_field)) {
+		/* The README's integer rule, then a bound ahead of the clock: one
+		 * point stamped far ahead (milliseconds by mistake) would make every
+		 * real point of its series "too old" from then on. */
 		uint64_t ts;
-		if (!(rc = mqp_json_uint(root, rule->time_field, (uint64_t)INT64_MAX / 2, &ts, why)))
-			out->ts = (int64_t)ts;
+		if (!(rc = mqp_json_uint(root, rule->time_field, MQP_UINT_MAX_EXACT, &ts, why))) {
+			if (ts > (uint64_t)(arrival_s > 0 ? arrival_s : 0) + ALERT_FUTURE_MAX_S)
+				rc = mqp_reason_set(why, "field '%s' (%llu) is more than %d s ahead of the "
+							 "alerter's clock (%lld)", rule->time_field,
+						    (unsigned long long)ts, ALERT_FUTURE_MAX_S,
+						    (long long)arrival_s);
+			else
+				out->ts = (int64_t)ts;
+		}
 	}
 	if (!rc && rule->key_field[0]) {
 		const cJSON *k = cJSON_GetObjectItemCaseSensitive(root, rule->key_field);
 		char num[32];
 		if (cJSON_IsString(k) && k->valuestring[0] && strlen(k->valuestring) <= MQP_STR_MAX &&
-		    !strchr(k->valuestring, '/')) {
-			window__series_put(out->series, "/");
-			window__series_put(out->series, k->valuestring);
+		    window__level_ok(k->valuestring)) {
+			if (!(rc = window__series_put(out->series, "/", 1, why)))
+				rc = window__series_put(out->series, k->valuestring,
+							strlen(k->valuestring), why);
 		} else if (cJSON_IsNumber(k) && k->valuedouble >= 0 && k->valuedouble == floor(k->valuedouble) &&
-			   k->valuedouble <= 9007199254740991.0) {
+			   k->valuedouble <= (double)MQP_UINT_MAX_EXACT) {
 			snprintf(num, sizeof(num), "/%" PRIu64, (uint64_t)k->valuedouble);
-			window__series_put(out->series, num);
+			rc = window__series_put(out->series, num, strlen(num), why);
 		} else {
-			rc = mqp_reason_set(why, "field '%s' must be a string of 1 to 256 bytes without '/' "
-						 "or a whole number", rule->key_field);
+			rc = mqp_reason_set(why, "field '%s' must be a whole number or a string of 1 to %d "
+						 "bytes that can be a topic level (no '/', '+', '#' or "
+						 "control character)", rule->key_field, MQP_STR_MAX);
 		}
 	}
 	cJSON_Delete(root);

@@ -13,7 +13,8 @@
 
 #define ALERT_VALUE_MAX 1e300 /* |value| at most: a window's sum cannot overflow */
 #define ALERT_FIELD_MAX 64
-#define ALERT_SERIES_MAX 512
+#define ALERT_SERIES_MAX 512      /* a series name is at most 511 bytes */
+#define ALERT_FUTURE_MAX_S 86400  /* a point's time at most a day past its arrival */
 #define ALERT_RULES_MAX 64
 
 enum alert_direction { ALERT_ABOVE, ALERT_BELOW };
@@ -57,10 +58,13 @@ struct alert_point {
 
 /* Reads a point of rule from a payload: a bare JSON number (its time is
  * arrival_s), or an object with the rule's value field (a finite number,
- * |v| <= 1e300) and optional time field (a whole number). With a key field
- * the series gets "/" and its value (a string, or a number's digits); '+'
- * and '#' in it become '_'. A null value (a success_rate of no attempts) is
- * no point: out->none is set. Returns 0, or MQP_ERR_INPUT with a reason. */
+ * |v| <= 1e300) and optional time field (a whole number up to 2^53-1 and at
+ * most ALERT_FUTURE_MAX_S past arrival_s). The series is the topic (without
+ * "metrics/"), with a key field "/" and its value (a string that can be a
+ * topic level: no '/', '+', '#' or control character; or a whole number's
+ * digits); at most ALERT_SERIES_MAX - 1 bytes, never cut or rewritten. A null
+ * value (a success_rate of no attempts) is no point: out->none is set.
+ * Returns 0, or MQP_ERR_INPUT with a reason. */
 int alert_point_parse(const struct alert_rule *rule, const char *topic, const void *payload,
 		      size_t len, int64_t arrival_s, struct alert_point *out, struct mqp_reason *why);
 

@@ -71,6 +71,13 @@ static int dispatch__cases(struct dispatch_job *out, const cJSON *items, struct 
 			rc = mqp_reason_set(why, "requests[%zu]: %s", i, inner.text);
 		if (rc)
 			break;
+		/* The worker reads the case with the same rules: refused here, it
+		 * cannot leave a job that never finishes (README "Fan-out"). */
+		struct jobs_case checked;
+		if (jobs_parse_case(item, &checked, &inner)) {
+			rc = mqp_reason_set(why, "requests[%zu] (caseId %.64s): %s", i, id, inner.text);
+			break;
+		}
 		if (!(out->requests[i] = dispatch__request(rid_json, id, i, item)) ||
 		    !(sorted[i] = strdup(id)))
 			rc = MQP_ERR_NOMEM;

@@ -26,7 +26,9 @@ struct dispatch_job {
 
 /* Validates job.submit {"requestId", "requests":[{"caseId",…}…], "length"?}:
  * requestId 1-256 bytes; at most JOBS_CASES_MAX requests, each an object with
- * a caseId (string or whole number), all different; length, when present (a
+ * a caseId (string or whole number), all different, and what a worker reads
+ * of it valid (jobs_parse_case: workMs 0..JOBS_WORK_MS_MAX, source...);
+ * length, when present (a
  * whole number or a string of digits), equal to the number of requests.
  * On success fills *out (free with dispatch_job_free). Returns 0,
  * MQP_ERR_INPUT with a reason, or MQP_ERR_NOMEM. */

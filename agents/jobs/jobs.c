@@ -69,6 +69,32 @@ int jobs_optional_id(const cJSON *root, const char *name, char *out, struct mqp_
 	return cJSON_GetObjectItemCaseSensitive(root, name) ? jobs__id(root, name, out, why) : MQP_OK;
 }
 
+int jobs_parse_case(const cJSON *c, struct jobs_case *out, struct mqp_reason *why)
+{
+	out->source = -1;
+	out->work_ms = -1;
+	out->dashboard_type[0] = out->time_range[0] = '\0';
+	if (!cJSON_IsObject(c))
+		return mqp_reason_set(why, "a case must be an object");
+	uint64_t v;
+	int rc;
+	if (cJSON_GetObjectItemCaseSensitive(c, "workMs")) {
+		if ((rc = mqp_json_uint(c, "workMs", JOBS_WORK_MS_MAX, &v, why)))
+			return rc;
+		out->work_ms = (int64_t)v;
+	}
+	char source[JOBS_ID_MAX + 1];
+	if ((rc = jobs_optional_id(c, "source", source, why)))
+		return rc;
+	if (source[0] && (out->source = jobs_source_find(source)) < 0)
+		return mqp_reason_set(why, "field 'source' is '%s', not a dashboard source (sales, "
+				      "inventory, marketing, external_market, weather, "
+				      "competitor_pricing)", source);
+	if ((rc = jobs_optional_id(c, "dashboard_type", out->dashboard_type, why)))
+		return rc;
+	return jobs_optional_id(c, "time_range", out->time_range, why);
+}
+
 int jobs_parse_accepted(const void *payload, size_t len, struct jobs_accepted *out,
 			struct mqp_reason *why)
 {

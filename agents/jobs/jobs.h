@@ -58,6 +58,26 @@ int jobs_parse_done_root(const cJSON *root, struct jobs_done *out, struct mqp_re
  * MQP_ERR_INPUT. Shared with the dispatcher and aggregator. */
 int jobs_case_id(const cJSON *item, char *out, struct mqp_reason *why);
 
+/* The longest simulated work a case may ask for (its "workMs"), README
+ * "Workers": an hour; longer is surely a mistake. */
+#define JOBS_WORK_MS_MAX 3600000u
+
+/* What a worker reads of one case object. */
+struct jobs_case {
+	int source;      /* jobs_sources index, -1 for a job case */
+	int64_t work_ms; /* its "workMs", -1 when absent */
+	char dashboard_type[JOBS_ID_MAX + 1], time_range[JOBS_ID_MAX + 1]; /* "" when absent */
+};
+
+/* Validates one case object as a worker will read it: workMs, when present,
+ * a whole number from 0 to JOBS_WORK_MS_MAX; source, when present, one of
+ * the six sources; dashboard_type and time_range, when present, strings of
+ * 1..JOBS_ID_MAX bytes. The dispatcher refuses a job with a case this
+ * refuses and the worker reads its cases with it, so a job the dispatcher
+ * accepts can finish. Returns 0, or MQP_ERR_INPUT with a reason naming the
+ * field. */
+int jobs_parse_case(const cJSON *c, struct jobs_case *out, struct mqp_reason *why);
+
 /* Copies the optional string member name (1..JOBS_ID_MAX bytes) into
  * out[JOBS_ID_MAX + 1]; out is "" when it is absent. Returns 0 or
  * MQP_ERR_INPUT. */

@@ -1379,3 +1379,12 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 	runtime__free(rt);
 	return 0;
 }
+
+/* ---- for handlers -------------------------------------------------------- */
+
+int mqp_deadletter(struct mqp_ctx *ctx, const char *reason)
+{
+	/* Inside the handler's savepoint: it stands or falls with the handler's
+	 * other effects. */
+	return ctx->msg ? runtime__deadletter(ctx, reason) : MQP_ERR_INVAL;
+}

@@ -85,39 +85,39 @@ int work_profile_load(struct work_profile *p, const char *text, size_t len, char
 int work_parse_request(const void *payload, size_t len, struct work_case *out,
 		       struct mqp_reason *why)
 {
+	out->request_id[0] = '\0';
+	out->index = -1;
+	out->work_ms = -1;
+	out->source = -1;
 	cJSON *root;
 	int rc = mqp_json_parse_object(payload, len, &root, why);
 	if (rc)
 		return rc;
 	struct jobs_done ids;
-	rc = jobs_parse_done_root(root, &ids, why);
-	const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "case");
-	if (!rc && !cJSON_IsObject(c))
-		rc = mqp_reason_set(why, "field 'case' must be an object");
-	out->index = -1;
-	out->work_ms = -1;
-	out->source = -1;
+	if ((rc = jobs_parse_done_root(root, &ids, why))) {
+		cJSON_Delete(root);
+		return rc;
+	}
+	/* From here on the ids are good: a refused case can be answered as failed. */
 	uint64_t v;
-	if (!rc && cJSON_GetObjectItemCaseSensitive(root, "index") &&
+	if (cJSON_GetObjectItemCaseSensitive(root, "index") &&
 	    !(rc = mqp_json_uint(root, "index", JOBS_CASES_MAX - 1, &v, why)))
 		out->index = (int64_t)v;
-	if (!rc && cJSON_GetObjectItemCaseSensitive(c, "workMs")) {
-		struct mqp_reason inner;
-		if (mqp_json_uint(c, "workMs", WORK_MS_MAX, &v, &inner))
-			rc = mqp_reason_set(why, "case: %s", inner.text);
-		else
-			out->work_ms = (int64_t)v;
-	}
-	if (!rc)
-		rc = jobs_optional_id(c, "source", out->dashboard_type, why); /* scratch */
-	if (!rc && out->dashboard_type[0] && (out->source = jobs_source_find(out->dashboard_type)) < 0)
-		rc = mqp_reason_set(why, "case: '%s' is not a dashboard source", out->dashboard_type);
-	if (!rc && !(rc = jobs_optional_id(c, "dashboard_type", out->dashboard_type, why)))
-		rc = jobs_optional_id(c, "time_range", out->time_range, why);
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "case");
+	struct jobs_case jc;
+	struct mqp_reason inner;
+	if (!rc && !cJSON_IsObject(c))
+		rc = mqp_reason_set(why, "field 'case' must be an object");
+	else if (!rc && (rc = jobs_parse_case(c, &jc, &inner)) == MQP_ERR_INPUT)
+		rc = mqp_reason_set(why, "case: %s", inner.text);
 	if (!rc) {
-		memcpy(out->request_id, ids.request_id, sizeof(out->request_id));
-		memcpy(out->case_id, ids.case_id, sizeof(out->case_id));
+		out->source = jc.source;
+		out->work_ms = jc.work_ms;
+		memcpy(out->dashboard_type, jc.dashboard_type, sizeof(out->dashboard_type));
+		memcpy(out->time_range, jc.time_range, sizeof(out->time_range));
 	}
+	memcpy(out->request_id, ids.request_id, sizeof(out->request_id));
+	memcpy(out->case_id, ids.case_id, sizeof(out->case_id));
 	cJSON_Delete(root);
 	return rc;
 }
@@ -253,6 +253,17 @@ cJSON *work_result(const struct work_case *c, uint64_t *rng)
 			     : MQP_ERR_NOMEM;
 	}
 	if (rc) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+cJSON *work_failed_result(const char *reason)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o && (!cJSON_AddStringToObject(o, "status", "failed") ||
+		  !cJSON_AddStringToObject(o, "error", reason))) {
 		cJSON_Delete(o);
 		return NULL;
 	}

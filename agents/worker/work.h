@@ -13,7 +13,7 @@
 #include "jobs.h"
 #include "mqpipe/json.h"
 
-#define WORK_MS_MAX 3600000u /* an hour: longer simulated work is surely a mistake */
+#define WORK_MS_MAX JOBS_WORK_MS_MAX /* an hour: longer simulated work is surely a mistake */
 
 /* How long work takes: --work-ms for job cases, the sources' ranges scaled by
  * --latency-scale for dashboard cases. */
@@ -47,9 +47,10 @@ struct work_case {
 };
 
 /* Validates compute.request {"requestId", "caseId", "index"?, "case": {…}}:
- * case.workMs, when present, a whole number up to WORK_MS_MAX; case.source,
- * when present, one of the six sources. Returns 0, MQP_ERR_INPUT with a
- * reason, or MQP_ERR_NOMEM. */
+ * the case under jobs_parse_case (workMs, source...). Returns 0, MQP_ERR_INPUT
+ * with a reason, or MQP_ERR_NOMEM. On MQP_ERR_INPUT out->request_id is ""
+ * unless requestId and caseId (and index, if valid) were read: then the case
+ * can still be answered, as failed (work_failed_result). */
 int work_parse_request(const void *payload, size_t len, struct work_case *out,
 		       struct mqp_reason *why);
 
@@ -64,6 +65,10 @@ unsigned work_duration(const struct work_profile *p, const struct work_case *c, 
  * {"status":"success"} for a job case. A new object, or NULL when out of
  * memory. */
 cJSON *work_result(const struct work_case *c, uint64_t *rng);
+
+/* The result of a case the worker refuses: {"status":"failed","error":reason}.
+ * A new object, or NULL when out of memory. */
+cJSON *work_failed_result(const char *reason);
 
 /* compute.done {"requestId","caseId","index"?,"processingMs","result","worker"},
  * rendered; result stays the caller's. A new string (free()), or NULL when

@@ -110,6 +110,26 @@ static int worker__finish(struct worker *w, struct mqp_ctx *ctx, const struct wo
 	return rc;
 }
 
+/* A case the worker cannot run but can name (an old dispatcher's, or one
+ * published by hand): its job must still finish, so it is answered at once
+ * with a failed result (README "Workers") and dead-lettered as well. Returns
+ * 0 or a negative error. */
+static int worker__refuse(struct mqp_ctx *ctx, const struct work_case *c,
+			  const struct mqp_reason *why)
+{
+	cJSON *result = work_failed_result(why->text);
+	char *payload = result ? work_done_payload(c, 0, result, mqp_ctx_client_id(ctx)) : NULL;
+	cJSON_Delete(result);
+	if (!payload)
+		return MQP_ERR_NOMEM;
+	int rc = mqp_emit_raw(ctx, "compute.done", payload, strlen(payload));
+	free(payload);
+	mqp_log(MQP_LOG_INFO, "function_complete",
+		"function=compute request_id=%s case_id=%s latency_ms=0 status=failed", c->request_id,
+		c->case_id);
+	return rc ? rc : mqp_deadletter(ctx, why->text);
+}
+
 static int worker__handle(void *state, struct mqp_ctx *ctx, const struct mqp_message *msg,
 			  struct mqp_reason *why)
 {
@@ -118,6 +138,8 @@ static int worker__handle(void *state, struct mqp_ctx *ctx, const struct mqp_mes
 		return mqp_reason_set(why, "topic '%s' is not one the worker reads", msg->topic);
 	struct work_case c;
 	int rc = work_parse_request(msg->payload, msg->len, &c, why);
+	if (rc == MQP_ERR_INPUT && c.request_id[0])
+		return worker__refuse(ctx, &c, why);
 	if (rc)
 		return rc;
 	unsigned ms = work_duration(&w->profile, &c, &w->rng);

@@ -61,6 +61,45 @@ Test(submit, refuses_every_class_of_bad_job)
 	submit_bad("{\"requestId\":\"r\",\"requests\":[{\"caseId\":1}],\"length\":-1}", "whole number");
 }
 
+Test(submit, refuses_a_case_no_worker_could_run_naming_it)
+{
+	/* Accepted before, such a job never finished: the worker refused the case. */
+	const char *bad[][2] = {
+		{"-5", "field 'workMs' must be a whole number from 0 to 3600000"},
+		{"1e300", "field 'workMs' must be a whole number from 0 to 3600000"},
+		{"3600001", "field 'workMs' must be a whole number from 0 to 3600000"},
+		{"1.5", "field 'workMs' must be a whole number from 0 to 3600000"},
+		{"\"5\"", "field 'workMs' must be a number"},
+		{"null", "field 'workMs' must be a number"},
+	};
+	char text[256], want[256];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "{\"requestId\":\"r\",\"requests\":[{\"caseId\":\"a\"},"
+			 "{\"caseId\":\"b\",\"workMs\":%s}]}", bad[i][0]);
+		snprintf(want, sizeof(want), "requests[1] (caseId \"b\"): %s", bad[i][1]);
+		submit_bad(text, want);
+	}
+	submit_bad("{\"requestId\":\"r\",\"requests\":[{\"caseId\":7,\"source\":\"tarot\"}]}",
+		   "requests[0] (caseId 7): field 'source' is 'tarot', not a dashboard source");
+	submit_bad("{\"requestId\":\"r\",\"requests\":[{\"caseId\":7,\"time_range\":\"\"}]}",
+		   "requests[0] (caseId 7): field 'time_range' must not be empty");
+	struct dispatch_job job = submit_ok("{\"requestId\":\"r\",\"requests\":[{\"caseId\":1,\"workMs\":0},"
+					    "{\"caseId\":2,\"workMs\":3600000},{\"caseId\":3,\"source\":\"sales\"}]}");
+	cr_assert_eq(job.n_cases, 3, "0 and 3600000 ms are the bounds");
+	dispatch_job_free(&job);
+}
+
+Test(submit, refuses_nul_in_ids_naming_the_field)
+{
+	static const char raw[] = "{\"requestId\":\"r\",\"requests\":[{\"caseId\":\"a\0x\"}]}";
+	struct dispatch_job job;
+	struct mqp_reason why = {""};
+	cr_assert_eq(dispatch_parse_submit(raw, sizeof(raw) - 1, &job, &why), MQP_ERR_INPUT);
+	cr_assert(strstr(why.text, "field 'requests[0].caseId' holds a raw control character (byte 0x00)"),
+		  "%s", why.text);
+	submit_bad("{\"requestId\":\"r\\u0000x\",\"requests\":[]}", "field 'requestId' holds \\u0000 (NUL)");
+}
+
 Test(submit, the_string_7_and_the_number_7_are_different_cases)
 {
 	struct dispatch_job job = submit_ok("{\"requestId\":\"r\",\"requests\":[{\"caseId\":\"7\"},{\"caseId\":7}]}");

@@ -94,3 +94,49 @@ Test(trigger, event_has_the_documented_fields)
 	cJSON_Delete(o);
 }
 
+
+/* jobs_parse_case on the object in text; returns its rc, the reason in why. */
+static int parse_case(const char *text, struct jobs_case *c, struct mqp_reason *why)
+{
+	cJSON *o = cJSON_Parse(text);
+	cr_assert_not_null(o, "%s", text);
+	int rc = jobs_parse_case(o, c, why);
+	cJSON_Delete(o);
+	return rc;
+}
+
+Test(cases, a_case_is_read_as_a_worker_will_read_it)
+{
+	struct jobs_case c;
+	struct mqp_reason why = {""};
+	cr_assert_eq(parse_case("{\"caseId\":1,\"other\":[1]}", &c, &why), 0, "%s", why.text);
+	cr_assert(c.work_ms == -1 && c.source == -1 && !c.dashboard_type[0] && !c.time_range[0]);
+	cr_assert_eq(parse_case("{\"workMs\":3600000,\"source\":\"weather\",\"dashboard_type\":\"ops\","
+				"\"time_range\":\"7d\"}", &c, &why), 0, "%s", why.text);
+	cr_assert_eq(c.work_ms, 3600000);
+	cr_assert_str_eq(jobs_sources[c.source].name, "weather");
+	cr_assert_str_eq(c.dashboard_type, "ops");
+	cr_assert_str_eq(c.time_range, "7d");
+}
+
+Test(cases, refuses_what_no_worker_could_run)
+{
+	static const char *const bad[][2] = {
+		{"{\"workMs\":-5}", "field 'workMs' must be a whole number from 0 to 3600000"},
+		{"{\"workMs\":1e300}", "field 'workMs' must be a whole number from 0 to 3600000"},
+		{"{\"workMs\":3600001}", "field 'workMs' must be a whole number from 0 to 3600000"},
+		{"{\"workMs\":\"5\"}", "field 'workMs' must be a number"},
+		{"{\"source\":\"tarot\"}", "field 'source' is 'tarot', not a dashboard source"},
+		{"{\"source\":5}", "field 'source' must be a string"},
+		{"{\"dashboard_type\":\"\"}", "field 'dashboard_type' must not be empty"},
+		{"{\"time_range\":[]}", "field 'time_range' must be a string"},
+		{"[]", "a case must be an object"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct jobs_case c;
+		struct mqp_reason why = {""};
+		cr_assert_eq(parse_case(bad[i][0], &c, &why), MQP_ERR_INPUT, "%s", bad[i][0]);
+		cr_assert(strstr(why.text, bad[i][1]), "'%s': '%s' lacks '%s'", bad[i][0], why.text,
+			  bad[i][1]);
+	}
+}

@@ -38,7 +38,7 @@ Test(json_parse, refuses_invalid_utf8) { parse_bad("{\"a\":\"\xff\"}", 8, "UTF-8
 Test(json_parse, refuses_a_payload_cut_short) { parse_bad("{\"a\":1", 6, "not JSON"); }
 Test(json_parse, refuses_an_embedded_nul_before_the_end)
 {
-	parse_bad("{\"a\":1}\0xx", 10, "after the value");
+	parse_bad("{\"a\":1}\0xx", 10, "control character 0x00 at byte 7");
 }
 
 Test(json_parse, refuses_an_escaped_nul_that_would_cut_a_string)
@@ -47,6 +47,79 @@ Test(json_parse, refuses_an_escaped_nul_that_would_cut_a_string)
 	parse_bad(t, strlen(t), "\\u0000");
 	cJSON_Delete(parse_ok("{\"a\":\"\\\\u0000 is text here\"}"));
 	cJSON_Delete(parse_ok("{\"a\":\"\\u0001\"}"));
+}
+
+Test(json_parse, refuses_a_raw_nul_inside_a_string_naming_the_field)
+{
+	/* cJSON would read "victim\0x" as "victim": two modules would be one. */
+	static const char t[] = "{\"moduleId\":\"victim\0x\",\"timestamp\":1}";
+	parse_bad(t, sizeof(t) - 1,
+		  "field 'moduleId' holds a raw control character (byte 0x00) at byte 19");
+}
+
+Test(json_parse, refuses_a_raw_control_character_inside_a_string)
+{
+	const char *t = "{\"a\":{\"b\":[1,\"x\ty\"]}}";
+	parse_bad(t, strlen(t), "field 'a.b[1]' holds a raw control character (byte 0x09)");
+	t = "{\"requests\":[{\"caseId\":1},{\"caseId\":\"c\x1f\"}]}";
+	parse_bad(t, strlen(t), "field 'requests[1].caseId' holds a raw control character (byte 0x1f)");
+}
+
+Test(json_parse, refuses_a_control_character_in_a_member_name)
+{
+	static const char nul[] = "{\"ok\":1,\"k\0\":2}";
+	parse_bad(nul, sizeof(nul) - 1, "a member name holds a raw control character (byte 0x00)");
+	const char *t = "{\"o\":{\"a\":1,\"\x01\":2}}";
+	parse_bad(t, strlen(t), "a member name in 'o' holds");
+}
+
+Test(json_parse, refuses_an_escaped_nul_naming_the_field)
+{
+	const char *t = "{\"rows\":[\"a\",\"b\\u0000\"]}";
+	parse_bad(t, strlen(t), "field 'rows[1]' holds \\u0000 (NUL)");
+	t = "{\"a\\u0000\":1}";
+	parse_bad(t, strlen(t), "a member name holds \\u0000");
+}
+
+Test(json_parse, refuses_control_characters_between_tokens)
+{
+	/* cJSON skips every byte up to 0x20 as white space; RFC 8259 allows four. */
+	parse_bad("{\x01\"a\":1}", 8, "not JSON: control character 0x01 at byte 1");
+	static const char nul[] = "{\"a\":\0001}";
+	parse_bad(nul, sizeof(nul) - 1, "control character 0x00 at byte 5");
+	cJSON_Delete(parse_ok("{\t\"a\" :\r\n1 }"));
+}
+
+Test(json_parse, accepts_escaped_control_characters_and_tricky_backslashes)
+{
+	cJSON *o = parse_ok("{\"a\":\"\\t\\n\\u001f\",\"b\":\"\\\\\",\"c\":\"\\\"}\"}");
+	cr_assert_str_eq(cJSON_GetObjectItem(o, "a")->valuestring, "\t\n\x1f");
+	cr_assert_str_eq(cJSON_GetObjectItem(o, "c")->valuestring, "\"}");
+	cJSON_Delete(o);
+}
+
+Test(json_parse, names_deep_fields_in_bounded_text)
+{
+	char t[8192] = "";
+	for (int i = 0; i < 200; i++)
+		strcat(t, "{\"a_rather_long_member_name\":");
+	strcat(t, "\"\x02\"");
+	for (int i = 0; i < 200; i++)
+		strcat(t, "}");
+	parse_bad(t, strlen(t), "field 'a_rather_long_member_name.a_rather_long_member_name."
+				"a_rather_long_member_name.a_rather_long_member_name...' holds a raw "
+				"control character (byte 0x02)");
+}
+
+Test(json_parse_value, parses_a_bare_number_under_the_same_rules)
+{
+	cJSON *v = NULL;
+	struct mqp_reason why = {""};
+	cr_assert_eq(mqp_json_parse(" 42\n", 4, &v, &why), 0);
+	cr_assert(cJSON_IsNumber(v));
+	cJSON_Delete(v);
+	cr_assert_eq(mqp_json_parse("\x01" "42", 3, &v, &why), MQP_ERR_INPUT);
+	cr_assert(strstr(why.text, "control character 0x01"), "%s", why.text);
 }
 
 Test(json_string, reads_a_present_string)

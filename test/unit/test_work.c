@@ -2,6 +2,7 @@
  * results and compute.done (SPEC "Fan-out / fan-in jobs", "Dashboard fan-in"). */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mqpipe/error.h"
@@ -50,8 +51,44 @@ Test(request, refuses_what_it_cannot_work_on)
 	parse_bad("{\"requestId\":\"r\",\"caseId\":1,\"case\":{\"workMs\":-5}}", "case: field 'workMs'");
 	parse_bad("{\"requestId\":\"r\",\"caseId\":1,\"case\":{\"workMs\":3600001}}", "case: field 'workMs'");
 	parse_bad("{\"requestId\":\"r\",\"caseId\":1,\"case\":{\"source\":\"tarot\"}}",
-		  "'tarot' is not a dashboard source");
+		  "field 'source' is 'tarot', not a dashboard source");
 	parse_bad("{\"requestId\":\"r\",\"caseId\":1,\"index\":100000,\"case\":{}}", "field 'index'");
+}
+
+Test(request, a_refused_case_keeps_its_ids_so_it_can_be_answered)
+{
+	struct work_case c;
+	struct mqp_reason why = {""};
+	const char *t = "{\"requestId\":\"r\",\"caseId\":\"b\",\"index\":4,\"case\":{\"workMs\":1e300}}";
+	cr_assert_eq(work_parse_request(t, strlen(t), &c, &why), MQP_ERR_INPUT);
+	cr_assert_str_eq(c.request_id, "r");
+	cr_assert_str_eq(c.case_id, "\"b\"");
+	cr_assert_eq(c.index, 4);
+	cr_assert(strstr(why.text, "case: field 'workMs' must be a whole number from 0 to 3600000"),
+		  "%s", why.text);
+	t = "{\"requestId\":\"r\",\"caseId\":1,\"index\":-1,\"case\":{}}";
+	cr_assert_eq(work_parse_request(t, strlen(t), &c, &why), MQP_ERR_INPUT);
+	cr_assert_str_eq(c.request_id, "r", "a bad index still names the case");
+	cr_assert_eq(c.index, -1);
+	t = "{\"caseId\":1,\"case\":{}}";
+	cr_assert_eq(work_parse_request(t, strlen(t), &c, &why), MQP_ERR_INPUT);
+	cr_assert_str_eq(c.request_id, "", "without its ids a request cannot be answered");
+}
+
+Test(result, a_refused_case_is_answered_failed)
+{
+	struct work_case c;
+	struct mqp_reason why;
+	const char *t = "{\"requestId\":\"r\",\"caseId\":2,\"index\":1,\"case\":{\"workMs\":-5}}";
+	cr_assert_eq(work_parse_request(t, strlen(t), &c, &why), MQP_ERR_INPUT);
+	cJSON *result = work_failed_result(why.text);
+	char *text = work_done_payload(&c, 0, result, "w1");
+	char want[512];
+	snprintf(want, sizeof(want), "{\"requestId\":\"r\",\"caseId\":2,\"index\":1,\"processingMs\":0,"
+		 "\"result\":{\"status\":\"failed\",\"error\":\"%s\"},\"worker\":\"w1\"}", why.text);
+	cr_assert_str_eq(text, want);
+	free(text);
+	cJSON_Delete(result);
 }
 
 Test(duration, case_work_ms_wins_over_the_flag)

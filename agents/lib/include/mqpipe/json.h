@@ -22,9 +22,20 @@ struct mqp_reason {
 int mqp_reason_set(struct mqp_reason *why, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* Checks that buf is UTF-8 and parses it as one JSON object with nothing after
- * it. On success returns 0 and *out owns the tree (free with cJSON_Delete). On
+/* The checks RFC 8259 makes and cJSON does not, on the raw text: no byte
+ * below 0x20 inside a string, none but tab, LF and CR between tokens, and no
+ * \u0000 anywhere (cJSON would cut the string there). Returns 0, or
+ * MQP_ERR_INPUT with a reason naming the field ("field 'requests[2].caseId'
+ * holds a raw control character (byte 0x00) at byte 41"). */
+int mqp_json_check_text(const void *buf, size_t len, struct mqp_reason *why);
+
+/* Checks that buf is UTF-8 and strict JSON text (mqp_json_check_text) and
+ * parses it as one JSON value with nothing but white space after it. On
+ * success returns 0 and *out owns the tree (free with cJSON_Delete). On
  * failure returns MQP_ERR_INPUT with a reason, or MQP_ERR_NOMEM. */
+int mqp_json_parse(const void *buf, size_t len, cJSON **out, struct mqp_reason *why);
+
+/* mqp_json_parse, and the value must be an object. */
 int mqp_json_parse_object(const void *buf, size_t len, cJSON **out, struct mqp_reason *why);
 
 /* Reads the string member `name` of obj: present, a string, 1..max_bytes bytes

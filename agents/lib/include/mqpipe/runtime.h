@@ -115,6 +115,12 @@ const char *mqp_ctx_client_id(struct mqp_ctx *ctx);
 /* The store, for the handler's prepared statements. */
 struct mqp_store *mqp_ctx_store(struct mqp_ctx *ctx);
 
+/* Dead-letters the message being handled (stored, and published on
+ * deadletter/<topic>, counted in the metrics) while the handler's other
+ * effects stay: for a handler that refuses a message but still answers it,
+ * and then returns 0. Returns 0 or a negative error. */
+int mqp_deadletter(struct mqp_ctx *ctx, const char *reason);
+
 /* Builds the dead-letter event published on deadletter/<topic>:
  * {"agent","topic","reason","payload"|"payload_b64","received_at"}, with the
  * payload as text when it is UTF-8 without NUL, else base64. Returns a new
