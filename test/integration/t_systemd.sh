@@ -36,7 +36,7 @@ prefix=$(grep -m1 '^CMAKE_INSTALL_PREFIX:' "$BUILD/CMakeCache.txt" | cut -d= -f2
 for f in bin/mqpipe-counter bin/mqpipe-dispatcher bin/mqpipe-worker bin/mqpipe-aggregator \
 	bin/mqpipe-ingest bin/mqpipe-alerter lib/systemd/system/mqpipe-counter.service \
 	lib/systemd/system/mqpipe-worker@.service share/mqpipe/schemas/success_rate.schema.json \
-	share/doc/mqpipe/README.md share/mqpipe/secure/setup share/mqpipe/secure/acl share/mqpipe/secure/mosquitto.conf; do
+	share/doc/mqpipe/README.md share/mqpipe/secure/setup share/mqpipe/secure/roles share/mqpipe/secure/mosquitto.conf; do
 	[ -e "$T/root$prefix/$f" ] || fail "cmake --install did not install $prefix/$f"
 done
 conf=$( [ "$prefix" = /usr ] && echo /etc || echo "$prefix/etc")
