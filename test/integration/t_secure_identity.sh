@@ -5,9 +5,10 @@
 # with an MQTT 3.1.1 clean session (b), take the running counter's connection
 # over during a stream (c), nor forge its retained status (d); and joining the
 # workers' shared group is refused with a SUBACK failure, so two jobs still
-# finish (e). Measured by what the counter stored, what a reader receives,
-# and job.summary. MQPIPE_SECURE names another profile directory to try the
-# same attacks on (default broker-config/secure).
+# finish (e); the reader's password does no better (f). Measured by what the
+# counter stored, what a reader receives, and job.summary. MQPIPE_SECURE
+# names another profile directory to try the same attacks on (default
+# broker-config/secure).
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
 trap it_cleanup EXIT
@@ -129,4 +130,14 @@ job attack-job-2
 wait_for 60 summary_of attack-job-2 || fail "(e) the second job did not finish"
 [ "$(jq -s 'map(select(.requestId == "attack-job-1")) | .[0].results | length' "$T/summary.out")" -eq 20 ] ||
 	fail "(e) the first job's summary lacks cases: $(head -c 300 "$T/summary.out")"
+note "(f) the reader's password does no better against the stopped counter"
+stop_pid "$COUNTER_PID"
+feed by-reader 30
+mosquitto_sub "${TLS[@]}" "${READER[@]}" -i mqpipe-counter -c -q 1 -t recv_message -W 2 >"$T/attack-f.out" 2>&1 || true
+mosquitto_pub "${TLS[@]}" "${READER[@]}" -V mqttv311 -i mqpipe-counter -q 1 -t attack/f -m x >>"$T/attack-f.out" 2>&1 || true
+mosquitto_pub "${TLS[@]}" "${READER[@]}" -V 5 -i mqpipe-counter -r -q 1 -t mqpipe/status/mqpipe-counter \
+	-m '{"agent":"counter","state":"offline","pid":1,"version":"forged-by-reader"}' >>"$T/attack-f.out" 2>&1 || true
+agent counter mqpipe-counter
+wait_for 30 has_count by-reader 30 || fail "(f) the counter stored $(count by-reader) of 30 events"
+grep -q forged "$T/status.out" && fail "(f) the reader saw a forged status: $(grep forged "$T/status.out" | head -1)"
 echo "ok"
