@@ -20,6 +20,10 @@ note "secure broker on $BROKER_URI"
 [[ $BROKER_URI == ssl://* ]] || fail "not a TLS listener: $BROKER_URI"
 TLS=(-h 127.0.0.1 -p "$BROKER_PORT" --cafile "$SEC/ca.crt")
 pw() { cat "$SEC/mqpipe-$1.password"; }
+# Running setup again keeps every key, password and identity.
+(cd "$SEC" && sha256sum ./*.password ca.key server.key identities) >"$T/before.sum"
+"$MQPIPE_ROOT/broker-config/secure/setup" "$SEC" >/dev/null || fail "setup, again"
+(cd "$SEC" && sha256sum -c --quiet "$T/before.sum") || fail "setup changed its keys or passwords"
 [ "$(stat -c %a "$SEC/mqpipe-admin.password")" = 600 ] || fail "the admin's password is not mode 600"
 as() { # as USER: the credentials flags of mosquitto_pub/sub
 	echo "-u mqpipe-$1 -P $(pw "$1")"
@@ -92,7 +96,8 @@ wait_for 60 bash -c "[ \$(grep -v by-the-counter '$T/out.jsonl' | '$MQPIPE_ROOT/
 sleep 0.5
 got >"$T/got.txt"
 diff "$T/want.txt" "$T/got.txt" >"$T/diff.txt" || fail "outputs differ on the secure profile: $(head -10 "$T/diff.txt")"
-grep -l "event=publish_refused" "$T"/*.log && fail "the ACL refused an agent's own output"
+grep -l "event=publish_refused" "$T"/*.log && fail "the broker refused an agent's own output"
+grep -l "event=subscribe_refused" "$T"/*.log && fail "the broker refused an agent's subscription"
 note "$want outputs as expected"
 
 note "a reply the ACL refuses is logged and kept; the agent goes on"
