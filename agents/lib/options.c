@@ -152,7 +152,8 @@ static void options__usage(FILE *out, const struct mqp_options *opts, const char
 		"Usage: mqpipe-%s [OPTION]...\n"
 		"mqpipe %s agent: reads and writes events through an MQTT broker.\n\n"
 		OPTIONS__HELP_BROKER
-		"  -i, --client-id ID        MQTT client id and session (default mqpipe-%s)\n"
+		"  -i, --client-id ID        MQTT client id and session (default the user name\n"
+		"                            given by -u, else mqpipe-%s)\n"
 		"  -d, --db PATH             SQLite state file (default $STATE_DIRECTORY/%s.db, "
 		"else ./var/%s.db)\n"
 		OPTIONS__HELP_PREFIX OPTIONS__HELP_CREDENTIALS
@@ -435,6 +436,11 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 	}
 	opts->args = argv + optind;
 	opts->n_args = argc - optind;
+	/* A user name without -i: the client id is the user name, the only one
+	 * the secure profile lets that identity use (README "Security"). */
+	if (opts->has_username && !opts->has_client_id && opts->username[0] &&
+	    !strpbrk(opts->username, "+#/"))
+		options__copy(opts->client_id, sizeof(opts->client_id), opts->username);
 	/* Several workers on one host each need their own store and inbox. */
 	if (!db_given && strcmp(agent, "worker") == 0)
 		options__default_db(opts, opts->client_id);

@@ -1313,6 +1313,15 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 		runtime__free(rt);
 		return 1;
 	}
+	/* The secure profile replaces a client's id by its user name: the session
+	 * would not be this one's, and the status topic would be refused. */
+	if (rt->opts.has_username && strcmp(rt->opts.client_id, rt->opts.username) != 0)
+		mqp_warn("client_id_not_username",
+			 "client_id=%s username=%s effect=\"a broker with use_username_as_clientid "
+			 "(the secure profile) renames the session to %s and refuses "
+			 "mqpipe/status/%s\" fix=\"leave -i out, or give the user name\"",
+			 rt->opts.client_id, rt->opts.username, rt->opts.username,
+			 rt->opts.client_id);
 	mqp_info("starting", "version=%s client_id=%s broker=%s db=%s prefix=\"%s\" pid=%d",
 		 MQPIPE_VERSION, rt->opts.client_id, rt->opts.broker, rt->opts.db_path,
 		 rt->opts.prefix, (int)getpid());

@@ -302,6 +302,12 @@ struct tool_client *tool_connect(const struct mqp_options *opts, const char *nam
 	co.context = c;
 	if (opts->has_username)
 		co.username = opts->username;
+	/* On the secure profile the broker makes the user name the client id. */
+	if (opts->has_username && opts->has_client_id && strcmp(id, opts->username) != 0)
+		fprintf(stderr,
+			"%s: warning: client id %s is not the user name %s; a broker with "
+			"use_username_as_clientid (the secure profile) names the session %s\n",
+			name, id, opts->username, opts->username);
 	if (opts->has_password)
 		co.password = opts->password;
 	if (mqp_net_uri_tls(opts->broker)) {

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # The secure profile (broker-config/secure/): an anonymous client is refused,
 # and so is a wrong password; a client without TLS cannot reach the TLS
-# listener; of all the pipeline's credentials only the counter's can publish
-# success_rate; the whole pipeline runs on it (the sample traces replayed as
-# mqpipe-publisher give their expected outputs, recorded as mqpipe-reader);
-# an output the ACL refuses is logged and kept, and the agent goes on.
+# listener; of all the pipeline's identities only the counter's can publish
+# success_rate; the whole pipeline runs on it (the sample traces replayed by
+# four publisher identities give their expected outputs, recorded by a
+# reader identity); an output the broker refuses is logged and kept, and the
+# agent goes on; a subscription a client is not entitled to is refused.
+# (Each identity is one connection at a time: the client id is the user name,
+# so every concurrent client here has an identity of its own.)
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
 trap it_cleanup EXIT
 SEC=$T/broker
-"$MQPIPE_ROOT/broker-config/secure/setup" "$SEC" >/dev/null || fail "setup"
+"$MQPIPE_ROOT/broker-config/secure/setup" "$SEC" --user mqpipe-recorder:reader \
+	--user mqpipe-replay-1:publisher --user mqpipe-replay-2:publisher \
+	--user mqpipe-replay-3:publisher --user mqpipe-replay-4:publisher >/dev/null || fail "setup"
 broker_start "$SEC" "$MQPIPE_ROOT/broker-config/secure/test.conf.in" || fail "cannot start the secure broker"
 note "secure broker on $BROKER_URI"
 [[ $BROKER_URI == ssl://* ]] || fail "not a TLS listener: $BROKER_URI"
 TLS=(-h 127.0.0.1 -p "$BROKER_PORT" --cafile "$SEC/ca.crt")
 pw() { cat "$SEC/mqpipe-$1.password"; }
+# Running setup again keeps every key, password and identity.
+(cd "$SEC" && sha256sum ./*.password ca.key server.key identities) >"$T/before.sum"
+"$MQPIPE_ROOT/broker-config/secure/setup" "$SEC" >/dev/null || fail "setup, again"
+(cd "$SEC" && sha256sum -c --quiet "$T/before.sum") || fail "setup changed its keys or passwords"
+[ "$(stat -c %a "$SEC/mqpipe-admin.password")" = 600 ] || fail "the admin's password is not mode 600"
 as() { # as USER: the credentials flags of mosquitto_pub/sub
 	echo "-u mqpipe-$1 -P $(pw "$1")"
 }
@@ -33,22 +43,16 @@ note "a client without TLS cannot reach the TLS listener"
 refused mosquitto_pub -h 127.0.0.1 -p "$BROKER_PORT" $(as publisher) -q 1 -t recv_message -m '{}' ||
 	fail "plain MQTT reached the TLS listener"
 
-note "the pipeline on the secure profile"
-for a in counter dispatcher aggregator ingest alerter; do
-	start_agent "$a" "mqpipe-$a" -d "$T/$a.db" --cafile "$SEC/ca.crt" -u "mqpipe-$a" \
-		--password-file "$SEC/mqpipe-$a.password"
-done
-# The worker from the environment, as a systemd drop-in would set it.
-MQPIPE_USERNAME=mqpipe-worker MQPIPE_PASSWORD_FILE=$SEC/mqpipe-worker.password MQPIPE_CAFILE=$SEC/ca.crt \
-	start_agent worker mqpipe-worker -d "$T/worker.db"
-"$BIN/mqpipe-record" -b "$BROKER_URI" --cafile "$SEC/ca.crt" -u mqpipe-reader --password-file "$SEC/mqpipe-reader.password" \
+"$BIN/mqpipe-record" -b "$BROKER_URI" --cafile "$SEC/ca.crt" -u mqpipe-recorder --password-file "$SEC/mqpipe-recorder.password" \
 	-t success_rate -t job.summary -t dashboard.ready -t 'alerts/#' -t 'deadletter/#' -t 'replies/#' \
 	-o "$T/out.jsonl" 2>"$T/rec.err" &
 PIDS+=("$!")
 wait_for 20 log_has "$T/rec.err" recording || fail "recorder: $(cat "$T/rec.err")"
 
-note "only the counter's credentials publish success_rate"
-for u in dispatcher worker aggregator ingest alerter publisher reader; do
+# Before the agents start: a client borrowing an agent's identity would take
+# its client id, and so its session.
+note "only the counter's identity publishes success_rate"
+for u in dispatcher worker-1 worker-2 aggregator ingest alerter publisher reader; do
 	# shellcheck disable=SC2046
 	mosquitto_pub "${TLS[@]}" $(as "$u") -V 5 -q 1 -t success_rate \
 		-m "{\"moduleid\":\"forged-by-$u\",\"timestamp\":1,\"success_rate\":100,\"received\":1,\"attempts\":1}" \
@@ -62,14 +66,28 @@ wait_for 20 grep -q by-the-counter "$T/out.jsonl" || fail "the counter's success
 grep -q forged "$T/out.jsonl" && fail "a forged success_rate arrived: $(grep forged "$T/out.jsonl")"
 grep -qi "not authori[sz]ed" "$T/forge-dispatcher.out" || fail "the refusal was not reported: $(cat "$T/forge-dispatcher.out")"
 
-note "the sample traces, replayed as mqpipe-publisher, give their expected outputs"
+note "the pipeline on the secure profile"
+for a in counter dispatcher aggregator ingest alerter; do
+	start_agent "$a" "mqpipe-$a" -d "$T/$a.db" --cafile "$SEC/ca.crt" -u "mqpipe-$a" \
+		--password-file "$SEC/mqpipe-$a.password"
+done
+# The worker from the environment, as a systemd drop-in would set it; its
+# client id is its user name.
+MQPIPE_USERNAME=mqpipe-worker-1 MQPIPE_PASSWORD_FILE=$SEC/mqpipe-worker-1.password MQPIPE_CAFILE=$SEC/ca.crt \
+	start_agent worker mqpipe-worker -d "$T/worker.db"
+log_has "$T/worker.log" "event=online .*client_id=mqpipe-worker-1 " || fail "the worker's client id: $(grep event=online "$T/worker.log")"
+
+note "the sample traces, replayed by four publisher identities, give their expected outputs"
 sort "$MQPIPE_ROOT"/test/traces/*.expected >"$T/want.txt"
 pids=()
+n=0
 for f in "$MQPIPE_ROOT"/test/traces/*.jsonl; do
-	"$BIN/mqpipe-replay" -b "$BROKER_URI" --cafile "$SEC/ca.crt" -u mqpipe-publisher \
-		--password-file "$SEC/mqpipe-publisher.password" --speed 4 "$f" 2>>"$T/replay.err" &
+	n=$((n + 1))
+	"$BIN/mqpipe-replay" -b "$BROKER_URI" --cafile "$SEC/ca.crt" -u "mqpipe-replay-$n" \
+		--password-file "$SEC/mqpipe-replay-$n.password" --speed 4 "$f" 2>>"$T/replay.err" &
 	pids+=("$!")
 done
+[ "$n" -le 4 ] || fail "more traces than replay identities"
 for p in "${pids[@]}"; do wait "$p" || fail "replay: $(cat "$T/replay.err")"; done
 want=$(wc -l <"$T/want.txt")
 # (without the counter's own success_rate from above)
@@ -78,7 +96,8 @@ wait_for 60 bash -c "[ \$(grep -v by-the-counter '$T/out.jsonl' | '$MQPIPE_ROOT/
 sleep 0.5
 got >"$T/got.txt"
 diff "$T/want.txt" "$T/got.txt" >"$T/diff.txt" || fail "outputs differ on the secure profile: $(head -10 "$T/diff.txt")"
-grep -l "event=publish_refused" "$T"/*.log && fail "the ACL refused an agent's own output"
+grep -l "event=publish_refused" "$T"/*.log && fail "the broker refused an agent's own output"
+grep -l "event=subscribe_refused" "$T"/*.log && fail "the broker refused an agent's subscription"
 note "$want outputs as expected"
 
 note "a reply the ACL refuses is logged and kept; the agent goes on"
@@ -96,9 +115,9 @@ reply=$(mosquitto_rr "${TLS[@]}" $(as publisher) -q 1 -t user.ingest -e replies/
 mosquitto_sub "${TLS[@]}" $(as reader) -t mqpipe/metrics/mqpipe-ingest -C 1 -W 15 >"$T/metrics.json" || fail "no metrics"
 [ "$(jq .outbox_depth "$T/metrics.json")" -ge 1 ] || fail "the refused reply is not in the outbox: $(cat "$T/metrics.json")"
 
-note "a client reads only what its ACL allows"
-# The publisher's subscription is granted, but neither the retained status
-# nor a new success_rate may reach it; the reader gets both.
+note "a client reads only what its roles allow"
+# The publisher's subscriptions are refused (SUBACK failure), so neither the
+# retained status nor a new success_rate reaches it; the reader gets both.
 # shellcheck disable=SC2046
 mosquitto_sub "${TLS[@]}" $(as publisher) -q 1 -t success_rate -t 'mqpipe/status/#' -W 4 >"$T/peek.out" 2>&1 &
 peek=$!
@@ -107,9 +126,10 @@ mosquitto_sub "${TLS[@]}" $(as reader) -q 1 -t success_rate -t 'mqpipe/status/#'
 rd=$!
 sleep 1
 # shellcheck disable=SC2046
-mosquitto_pub "${TLS[@]}" $(as counter) -q 1 -t success_rate -m '{"moduleid":"late","timestamp":2,"success_rate":null,"received":0,"attempts":0}'
+mosquitto_pub "${TLS[@]}" $(as replay-1) -q 1 -t weekly_diagnostic -m '{"moduleid":"late","timestamp":2,"attempts":1}'
 wait $peek || true
 wait $rd || true
 grep -q '"state":"online"' "$T/reader.out" && grep -q '"late"' "$T/reader.out" || fail "the reader missed: $(cat "$T/reader.out")"
 grep -q '"state"\|"late"' "$T/peek.out" && fail "the publisher read: $(cat "$T/peek.out")"
+grep -q "denied" "$T/peek.out" || fail "the publisher's subscriptions were not refused: $(cat "$T/peek.out")"
 echo "ok"

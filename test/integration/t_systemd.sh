@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The systemd units: every unit (the worker template as an instance) passes
 # systemd-analyze verify without a word, each is Type=notify with a watchdog,
-# a restart policy, a state directory and the hardening options; and
+# a restart policy, a state directory and the hardening options; the
+# README's secure drop-in for the workers verifies as well; and
 # cmake --install puts binaries, units, the broker configuration, schemas and
 # the README where Debian expects them. (t_counter_notify checks READY,
 # WATCHDOG and STOPPING over a real NOTIFY_SOCKET.)
@@ -31,12 +32,23 @@ out=$(cd "$T/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify ./*.serv
 [ -z "$out" ] || fail "systemd-analyze verify warned: $out"
 note "6 units verified"
 
+# The README's secure-profile drop-in for the worker template (README
+# "Security"), its ExecStart pointed at this build, passes verify too.
+dropin=$T/units/mqpipe-worker@1.service.d
+mkdir "$dropin"
+sed -n '/^# \/etc\/systemd\/system\/mqpipe-worker@.service.d\/secure.conf/,/^```$/p' "$MQPIPE_ROOT/README.md" |
+	grep -v '^```' | sed "s|^ExecStart=/usr/bin/|ExecStart=$BIN/|" >"$dropin/secure.conf"
+grep -q '^ExecStart=.*-i mqpipe-worker-%i$' "$dropin/secure.conf" || fail "no worker drop-in in the README"
+out=$(cd "$T/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify ./mqpipe-worker@1.service 2>&1) ||
+	fail "systemd-analyze verify with the drop-in: $out"
+[ -z "$out" ] || fail "systemd-analyze verify warned about the drop-in: $out"
+
 DESTDIR="$T/root" cmake --install "$BUILD" >"$T/install.log" || fail "cmake --install: $(tail -3 "$T/install.log")"
 prefix=$(grep -m1 '^CMAKE_INSTALL_PREFIX:' "$BUILD/CMakeCache.txt" | cut -d= -f2)
 for f in bin/mqpipe-counter bin/mqpipe-dispatcher bin/mqpipe-worker bin/mqpipe-aggregator \
 	bin/mqpipe-ingest bin/mqpipe-alerter lib/systemd/system/mqpipe-counter.service \
 	lib/systemd/system/mqpipe-worker@.service share/mqpipe/schemas/success_rate.schema.json \
-	share/doc/mqpipe/README.md share/mqpipe/secure/setup share/mqpipe/secure/acl share/mqpipe/secure/mosquitto.conf; do
+	share/doc/mqpipe/README.md share/mqpipe/secure/setup share/mqpipe/secure/roles share/mqpipe/secure/mosquitto.conf; do
 	[ -e "$T/root$prefix/$f" ] || fail "cmake --install did not install $prefix/$f"
 done
 conf=$( [ "$prefix" = /usr ] && echo /etc || echo "$prefix/etc")

@@ -81,6 +81,31 @@ Test(options, flags_override_defaults)
 	cr_assert_eq(o.log_format, MQP_LOG_JSON);
 }
 
+Test(options, a_user_name_without_client_id_is_the_client_id)
+{
+	struct mqp_options o = {0};
+	cr_assert_eq(PARSE(&o, "-u", "mqpipe-counter-2"), MQP_PARSE_RUN);
+	cr_assert_str_eq(o.client_id, "mqpipe-counter-2");
+	cr_assert_eq(o.has_client_id, 0, "the id is a default, not a flag");
+}
+
+Test(options, the_user_name_from_the_environment_is_the_client_id)
+{
+	setenv("MQPIPE_USERNAME", "mqpipe-worker-3", 1);
+	struct mqp_options o = {0};
+	char *argv[] = {"mqpipe-worker", NULL};
+	cr_assert_eq(mqp_options_parse(&o, "worker", 1, argv, NULL, 0, NULL, out, err), MQP_PARSE_RUN);
+	cr_assert_str_eq(o.client_id, "mqpipe-worker-3");
+	cr_assert_str_eq(o.db_path, "./var/mqpipe-worker-3.db", "a worker's store follows its id");
+}
+
+Test(options, a_given_client_id_wins_over_the_user_name)
+{
+	struct mqp_options o = {0};
+	cr_assert_eq(PARSE(&o, "-u", "mqpipe-counter", "-i", "other"), MQP_PARSE_RUN);
+	cr_assert_str_eq(o.client_id, "other");
+}
+
 static void usage_error(enum mqp_parse_result r, const char *part)
 {
 	cr_assert_eq(r, MQP_PARSE_USAGE);
