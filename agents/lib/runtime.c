@@ -36,8 +36,8 @@
 #define RUNTIME__ID_OFFLINE (-2)
 #define RUNTIME__ID_METRICS (-3)
 #define RUNTIME__EXPIRE_EVERY_MS 60000 /* dead letters past --deadletter-max-age: looked for */
-#define RUNTIME__LOCK_WAIT_MS 2000  /* a held state: tried again this long before exit 75 */
-#define RUNTIME__EXPIRE_MIN_MS 1000     /* at most this often, and a quarter of the age at least */
+#define RUNTIME__EXPIRE_MIN_MS 1000    /* ...this often, or a quarter of a shorter age, >= 1 s */
+#define RUNTIME__LOCK_WAIT_MS 2000     /* a held state: tried again this long before exit 75 */
 
 /* An output written to the outbox in the open transaction, sent after commit. */
 struct runtime__output {
