@@ -191,6 +191,7 @@ const char *mqp_strerror(int rc)
 	case MQP_ERR_MQTT: return "mqtt error";
 	case MQP_ERR_INPUT: return "bad input";
 	case MQP_ERR_CORRUPT: return "corrupt file";
+	case MQP_ERR_BUSY: return "in use by another process";
 	default: return "unknown error";
 	}
 }

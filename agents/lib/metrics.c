@@ -20,7 +20,7 @@ struct mqp_metrics {
 	pthread_mutex_t lock;
 	struct metrics__topic topics[METRICS__TOPICS];
 	size_t n_topics;
-	uint64_t other_in, other_out, in, out, deadletters, errors, refused;
+	uint64_t other_in, other_out, in, out, deadletters, deadletters_dropped, errors, refused;
 	/* Log-linear histogram of handling times: 8 buckets per power of two, so a
 	 * quantile is within 12.5% of the true value, in fixed memory. */
 	uint64_t buckets[MQP_METRICS_BUCKETS];
@@ -135,6 +135,13 @@ void mqp_metrics_refused(struct mqp_metrics *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
+void mqp_metrics_deadletters_dropped(struct mqp_metrics *m, uint64_t n)
+{
+	pthread_mutex_lock(&m->lock);
+	m->deadletters_dropped += n;
+	pthread_mutex_unlock(&m->lock);
+}
+
 void mqp_metrics_error(struct mqp_metrics *m)
 {
 	pthread_mutex_lock(&m->lock);
@@ -204,6 +211,7 @@ cJSON *mqp_metrics_report(struct mqp_metrics *m, const char *agent, const char *
 	ok = ok && mqp_json_add_uint(o, "messages_in", m->in) &&
 	     mqp_json_add_uint(o, "messages_out", m->out) &&
 	     mqp_json_add_uint(o, "deadletters", m->deadletters) &&
+	     mqp_json_add_uint(o, "deadletters_dropped", m->deadletters_dropped) &&
 	     mqp_json_add_uint(o, "errors", m->errors) &&
 	     mqp_json_add_uint(o, "refused", m->refused) &&
 	     (h = cJSON_AddObjectToObject(o, "handling_us")) &&

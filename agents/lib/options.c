@@ -20,6 +20,8 @@ enum {
 	OPT_SYNC,
 	OPT_MAX_PAYLOAD,
 	OPT_REPUBLISH_WINDOW,
+	OPT_DEADLETTER_MAX_BYTES,
+	OPT_DEADLETTER_MAX_AGE,
 	OPT_EXTRA_BASE = 2000,
 };
 
@@ -63,6 +65,8 @@ static const struct option options__common[] = {
 	{"sync", required_argument, NULL, OPT_SYNC},
 	{"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
 	{"republish-window", required_argument, NULL, OPT_REPUBLISH_WINDOW},
+	{"deadletter-max-bytes", required_argument, NULL, OPT_DEADLETTER_MAX_BYTES},
+	{"deadletter-max-age", required_argument, NULL, OPT_DEADLETTER_MAX_AGE},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 };
@@ -167,65 +171,136 @@ static void options__usage(FILE *out, const struct mqp_options *opts, const char
 		"                            dispatcher's 16777216, for jobs of 100 000 cases)\n"
 		"      --republish-window S  after a reconnect, publish again the outputs the broker\n"
 		"                            acknowledged in the last S seconds, which a broker crash\n"
-		"                            may have lost (default 10: twice the autosave; 0 off)\n",
+		"                            may have lost (default 10: twice the autosave; 0 off)\n"
+		"      --deadletter-max-bytes N  dead letters kept in the database, oldest dropped\n"
+		"                            first (default 16777216; 0 keeps none)\n"
+		"      --deadletter-max-age D  dead letters older than D are dropped (3600, 90m,\n"
+		"                            24h, 7d; default 7d)\n",
 		agent, agent, agent, agent, agent);
 	options__usage_extra(out, extra, n_extra);
 }
 
 /* The default --db: <state dir>/<name>.db, the state dir being systemd's
- * StateDirectory= (the first when it lists several) or ./var. */
-static void options__default_db(struct mqp_options *opts, const char *name)
+ * StateDirectory= (the first when it lists several) or ./var. Returns 0, or
+ * -1 with the reason in err when $STATE_DIRECTORY makes too long a path. */
+static int options__default_db(struct mqp_options *opts, const char *name, char *err,
+			       size_t errlen)
 {
 	const char *state = getenv("STATE_DIRECTORY");
+	int n;
+	opts->db_default_var = !(state && *state);
 	if (state && *state) {
-		size_t n = strcspn(state, ":");
-		snprintf(opts->db_path, sizeof(opts->db_path), "%.*s/%s.db", (int)n, state, name);
+		size_t len = strcspn(state, ":");
+		n = snprintf(opts->db_path, sizeof(opts->db_path), "%.*s/%s.db", (int)len, state, name);
 	} else {
-		snprintf(opts->db_path, sizeof(opts->db_path), "./var/%s.db", name);
+		n = snprintf(opts->db_path, sizeof(opts->db_path), "./var/%s.db", name);
 	}
+	if (n < 0 || (size_t)n >= sizeof(opts->db_path)) {
+		snprintf(err, errlen, "STATE_DIRECTORY: a path of at most %zu bytes with '/%s.db'",
+			 sizeof(opts->db_path) - 1, name);
+		return -1;
+	}
+	return 0;
 }
 
-/* Fills the defaults that come from SPEC and the environment. Workers are
- * many per broker: their default client id names the host (SPEC). */
+/* Fills the defaults that come from SPEC ($MQPIPE_BROKER and the other
+ * variables come after, in options__from_env). Workers are many per broker:
+ * their default client id names the host (SPEC). */
 static void options__defaults(struct mqp_options *opts, const char *agent)
 {
 	memset(opts, 0, sizeof(*opts));
 	opts->agent = agent;
-	const char *env = getenv("MQPIPE_BROKER");
-	snprintf(opts->broker, sizeof(opts->broker), "%s",
-		 env && *env ? env : "tcp://127.0.0.1:1883");
+	snprintf(opts->broker, sizeof(opts->broker), "%s", "tcp://127.0.0.1:1883");
 	char host[64] = "";
 	if (strcmp(agent, "worker") == 0 && gethostname(host, sizeof(host) - 1) == 0 && *host &&
 	    !strpbrk(host, "+#/"))
 		snprintf(opts->client_id, sizeof(opts->client_id), "mqpipe-worker-%s", host);
 	else
 		snprintf(opts->client_id, sizeof(opts->client_id), "mqpipe-%s", agent);
-	options__default_db(opts, agent);
 	opts->log_level = MQP_LOG_INFO;
 	opts->log_format = MQP_LOG_KV;
 	opts->metrics_interval_s = 10;
 	opts->max_payload = 0; /* not given: the runtime applies the agent's default */
 	opts->republish_window_s = 10;
+	opts->deadletter_max_bytes = MQP_DEADLETTER_MAX_BYTES_DEFAULT;
+	opts->deadletter_max_age_ms = MQP_DEADLETTER_MAX_AGE_MS_DEFAULT;
 }
 
-static int options__valid_uri(const char *uri)
+/* True for a byte that may stand in a host name or address: what DNS names,
+ * IPv4 and (inside brackets) IPv6 addresses use. */
+static int options__host_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_';
+}
+
+int mqp_options_check_broker(const char *what, const char *uri, char *err, size_t errlen)
 {
 	static const char *const schemes[] = {"tcp://", "ssl://", "ws://", "wss://", "mqtt://",
 					      "mqtts://"};
-	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
-		if (strncmp(uri, schemes[i], strlen(schemes[i])) == 0 && uri[strlen(schemes[i])])
-			return 1;
-	return 0;
+	const char *p = NULL;
+	int web = 0;
+	for (size_t i = 0; i < MQP_LEN(schemes) && !p; i++)
+		if (strncmp(uri, schemes[i], strlen(schemes[i])) == 0) {
+			p = uri + strlen(schemes[i]);
+			web = schemes[i][0] == 'w';
+		}
+	const char *why = "expected tcp://host:port, ssl://…, ws://…";
+	if (p) {
+		const char *host = p;
+		if (*p == '[') { /* [IPv6] */
+			while (*++p && (options__host_char(*p) || *p == ':'))
+				;
+			p = *p == ']' && p > host + 1 ? p + 1 : NULL;
+		} else {
+			while (options__host_char(*p))
+				p++;
+			if (p == host)
+				p = NULL;
+		}
+		if (!p)
+			why = "no host name or address after the scheme";
+	}
+	if (p && *p == ':') {
+		long port;
+		char digits[8];
+		size_t n = strspn(p + 1, "0123456789");
+		if (n == 0 || n >= sizeof(digits) ||
+		    (memcpy(digits, p + 1, n), digits[n] = '\0', mqp_parse_long(digits, 1, 65535, &port))) {
+			why = "the port must be a number from 1 to 65535";
+			p = NULL;
+		} else {
+			p += 1 + n;
+		}
+	}
+	if (p && *p && !(web && *p == '/')) {
+		why = web ? "expected host[:port][/path]" : "expected host[:port] and nothing after it";
+		p = NULL;
+	}
+	if (p && strlen(uri) >= sizeof(((struct mqp_options *)0)->broker)) {
+		why = "too long";
+		p = NULL;
+	}
+	if (p)
+		return 0;
+	snprintf(err, errlen, "%s '%s': %s", what, uri, why);
+	return -1;
 }
 
 /* Connection settings from the environment, for every agent of a host at
- * once (a systemd drop-in): MQPIPE_USERNAME, MQPIPE_PASSWORD_FILE,
- * MQPIPE_CAFILE, MQPIPE_CERT, MQPIPE_KEY. Flags given later override them.
- * Returns 0, or -1 with the reason in err (an unreadable file). */
+ * once (a systemd drop-in): MQPIPE_BROKER, MQPIPE_USERNAME,
+ * MQPIPE_PASSWORD_FILE, MQPIPE_CAFILE, MQPIPE_CERT, MQPIPE_KEY, each checked
+ * as its flag is; an empty one counts as unset. Flags given later override
+ * them. Returns 0, or -1 with the reason, naming the variable, in err. */
 static int options__from_env(struct mqp_options *opts, char *err, size_t errlen)
 {
-	const char *v = getenv("MQPIPE_USERNAME");
+	const char *v = getenv("MQPIPE_BROKER");
 	if (v && *v) {
+		if (mqp_options_check_broker("MQPIPE_BROKER", v, err, errlen))
+			return -1;
+		options__copy(opts->broker, sizeof(opts->broker), v); /* checked: it fits */
+	}
+	if ((v = getenv("MQPIPE_USERNAME")) && *v) {
 		if (options__copy(opts->username, sizeof(opts->username), v)) {
 			snprintf(err, errlen, "MQPIPE_USERNAME: too long");
 			return -1;
@@ -270,7 +345,8 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 	memset(&longopts[OPTIONS__N_COMMON + n_extra], 0, sizeof(struct option));
 
 	char msg[512] = "";
-	if (options__from_env(opts, msg, sizeof(msg))) {
+	if (options__default_db(opts, agent, msg, sizeof(msg)) ||
+	    options__from_env(opts, msg, sizeof(msg))) {
 		fprintf(err, "mqpipe-%s: %s\n", agent, msg);
 		return MQP_PARSE_USAGE;
 	}
@@ -294,12 +370,9 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 		int bad = 0;
 		switch (c) {
 		case 'b':
-			bad = !options__valid_uri(optarg) ||
-			      options__copy(opts->broker, sizeof(opts->broker), optarg);
-			if (bad)
-				snprintf(msg, sizeof(msg),
-					 "--broker '%s': expected tcp://host:port, ssl://…, ws://…",
-					 optarg);
+			bad = mqp_options_check_broker("--broker", optarg, msg, sizeof(msg)) != 0;
+			if (!bad)
+				options__copy(opts->broker, sizeof(opts->broker), optarg);
 			break;
 		case 'i':
 			/* It names the status and metrics topics, so no topic syntax in it. */
@@ -314,6 +387,7 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 		case 'd':
 			bad = !*optarg || options__copy(opts->db_path, sizeof(opts->db_path), optarg);
 			db_given = 1;
+			opts->db_default_var = 0;
 			if (bad)
 				snprintf(msg, sizeof(msg), "--db: a path of 1 to %zu bytes",
 					 sizeof(opts->db_path) - 1);
@@ -380,6 +454,23 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 					 optarg);
 			break;
 		}
+		case OPT_DEADLETTER_MAX_BYTES: {
+			long v = 0;
+			bad = mqp_parse_long(optarg, 0, 1L << 40, &v) != 0;
+			opts->deadletter_max_bytes = v;
+			if (bad)
+				snprintf(msg, sizeof(msg),
+					 "--deadletter-max-bytes '%s': bytes from 0 to 1099511627776",
+					 optarg);
+			break;
+		}
+		case OPT_DEADLETTER_MAX_AGE: {
+			char why[200];
+			bad = mqp_duration_arg(optarg, &opts->deadletter_max_age_ms, why, sizeof(why)) != 0;
+			if (bad)
+				snprintf(msg, sizeof(msg), "--deadletter-max-age %s", why);
+			break;
+		}
 		case OPT_MAX_PAYLOAD:
 			/* MQTT's own limit is 256 MB; an agent reads a payload whole */
 			bad = mqp_parse_long(optarg, 64, 268435455, &opts->max_payload) != 0;
@@ -442,8 +533,11 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 	    !strpbrk(opts->username, "+#/"))
 		options__copy(opts->client_id, sizeof(opts->client_id), opts->username);
 	/* Several workers on one host each need their own store and inbox. */
-	if (!db_given && strcmp(agent, "worker") == 0)
-		options__default_db(opts, opts->client_id);
+	if (!db_given && strcmp(agent, "worker") == 0 &&
+	    options__default_db(opts, opts->client_id, msg, sizeof(msg))) {
+		fprintf(err, "mqpipe-%s: %s\n", agent, msg);
+		return MQP_PARSE_USAGE;
+	}
 	return MQP_PARSE_RUN;
 }
 

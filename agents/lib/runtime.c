@@ -35,6 +35,9 @@
 #define RUNTIME__ID_STATUS (-1)      /* send contexts that are not outbox rows */
 #define RUNTIME__ID_OFFLINE (-2)
 #define RUNTIME__ID_METRICS (-3)
+#define RUNTIME__EXPIRE_EVERY_MS 60000 /* dead letters past --deadletter-max-age: looked for */
+#define RUNTIME__EXPIRE_MIN_MS 1000    /* ...this often, or a quarter of a shorter age, >= 1 s */
+#define RUNTIME__LOCK_WAIT_MS 2000     /* a held state: tried again this long before exit 75 */
 
 /* An output written to the outbox in the open transaction, sent after commit. */
 struct runtime__output {
@@ -77,6 +80,7 @@ struct runtime {
 	const struct mqp_agent *agent;
 	struct mqp_options opts;
 	struct mqp_store *store;
+	int lock_fd;               /* the state's lock (mqp_store_lock), -1 until taken */
 	struct mqp_inbox *inbox;
 	struct mqp_metrics *metrics;
 	MQTTAsync client;
@@ -113,6 +117,8 @@ struct runtime {
 	int64_t *batch_received_us;
 	size_t n_batch;
 	int64_t next_tick_ms; /* when the agent's tick wants to run, 0 = after the next batch */
+	int64_t next_expire_ms; /* when to drop dead letters past --deadletter-max-age (0: at once) */
+	int deadletter_bound_said; /* the first drop for the bound is logged, the rest counted */
 	char topic_buf[65536 + 1];
 	char reply_buf[65536 + 1]; /* the applied message's response topic */
 	atomic_llong outbox_depth;
@@ -520,8 +526,16 @@ static int runtime__deadletter(struct mqp_ctx *ctx, const char *reason)
 		 mqp_log_quote(qr, sizeof(qr), reason));
 	int rc = mqp_store_deadletter_add(rt->store, m->topic, reason, m->payload, m->len,
 					  m->received_ms);
-	if (rc)
+	if (rc < 0)
 		return rc;
+	if (rc > 0) { /* the store stays within --deadletter-max-bytes: the oldest went */
+		mqp_metrics_deadletters_dropped(rt->metrics, (uint64_t)rc);
+		if (!rt->deadletter_bound_said++)
+			mqp_info("deadletters_dropped",
+				 "max_bytes=%lld msg=\"the oldest stored dead letters are dropped from now "
+				 "on (counted in metrics as deadletters_dropped)\"",
+				 (long long)rt->opts.deadletter_max_bytes);
+	}
 	cJSON *ev = mqp_deadletter_event(rt->agent->name, m->topic, reason, m->payload, m->len,
 					 m->received_ms);
 	if (!ev)
@@ -697,7 +711,11 @@ static int runtime__deadletter_row(void *arg, const struct mqp_outbox_row *row)
 		  mqp_log_quote(qt, sizeof(qt), row->topic));
 	int rc = mqp_store_deadletter_add(r->rt->store, row->topic, reason, row->payload, row->len,
 					  r->now_ms);
-	return rc ? rc : 1;
+	if (rc < 0)
+		return rc;
+	if (rc > 0) /* within --deadletter-max-bytes: the oldest went */
+		mqp_metrics_deadletters_dropped(r->rt->metrics, (uint64_t)rc);
+	return 1;
 }
 
 /* Moves the outputs the broker refused for good from the outbox to the
@@ -771,16 +789,40 @@ static int runtime__tick(struct runtime *rt)
 	return rc;
 }
 
-/* One applier step: a transaction that deletes acked outputs, applies up to a
- * batch of inbox records and runs the agent's tick. Returns records applied,
- * or a negative error after which nothing may be committed. */
+/* At start, then once a minute (or every quarter of a shorter age, at most
+ * once a second), inside the open transaction: drops the dead letters older
+ * than --deadletter-max-age. Returns 0 or MQP_ERR_DB. */
+static int runtime__expire_deadletters(struct runtime *rt)
+{
+	int64_t now = mqp_now_ms();
+	if (now < rt->next_expire_ms)
+		return MQP_OK;
+	int64_t every = rt->opts.deadletter_max_age_ms / 4;
+	every = every > RUNTIME__EXPIRE_EVERY_MS ? RUNTIME__EXPIRE_EVERY_MS
+		: every < RUNTIME__EXPIRE_MIN_MS ? RUNTIME__EXPIRE_MIN_MS : every;
+	rt->next_expire_ms = now + every;
+	int n = mqp_store_deadletter_expire(rt->store, now - rt->opts.deadletter_max_age_ms);
+	if (n > 0) {
+		mqp_metrics_deadletters_dropped(rt->metrics, (uint64_t)n);
+		mqp_info("deadletters_expired", "count=%d max_age_s=%lld", n,
+			 (long long)(rt->opts.deadletter_max_age_ms / 1000));
+	}
+	return n < 0 ? n : MQP_OK;
+}
+
+/* One applier step: a transaction that deletes acked outputs and expired
+ * dead letters, applies up to a batch of inbox records and runs the agent's
+ * tick. Returns records applied, or a negative error after which nothing may
+ * be committed. */
 static int runtime__apply_batch(struct runtime *rt)
 {
 	int rc = mqp_store_begin(rt->store);
 	if (rc)
 		return rc;
 	rt->n_batch = 0;
-	rc = runtime__note_acked(rt);
+	rc = runtime__expire_deadletters(rt);
+	if (!rc)
+		rc = runtime__note_acked(rt);
 	if (!rc)
 		rc = runtime__note_refused(rt);
 	int n = rc ? rc : mqp_inbox_read(rt->inbox, RUNTIME__BATCH, runtime__apply, rt);
@@ -835,7 +877,8 @@ static void *runtime__applier_main(void *arg)
 			runtime__check(runtime__retry_failed(rt));
 		if (atomic_load(&rt->online) && atomic_exchange(&rt->republish_due, 0))
 			runtime__check(runtime__republish(rt));
-		int tick_due = rt->next_tick_ms && mqp_now_ms() >= rt->next_tick_ms;
+		int tick_due = (rt->next_tick_ms && mqp_now_ms() >= rt->next_tick_ms) ||
+			       mqp_now_ms() >= rt->next_expire_ms;
 		if (ready || acks || tick_due) {
 			int n = runtime__check(runtime__apply_batch(rt));
 			if (n > 0) {
@@ -1200,6 +1243,7 @@ static void runtime__free(struct runtime *rt)
 		rt->agent->fini(rt->agent->state);
 	mqp_inbox_close(rt->inbox);
 	mqp_store_close(rt->store);
+	mqp_store_unlock(rt->lock_fd); /* last: nothing of the state is open any more */
 	mqp_metrics_free(rt->metrics);
 	for (int i = 0; rt->subs && i < rt->n_subs; i++)
 		free(rt->subs[i]);
@@ -1230,9 +1274,16 @@ static int runtime__open(struct runtime *rt)
 		return rc;
 	if (!(rt->batch_received_us = calloc(RUNTIME__BATCH, sizeof(int64_t))))
 		return MQP_ERR_NOMEM;
+	/* The state's directory must exist (only the default ./var is made), and
+	 * the lock is taken before the database or the inbox is opened, so a
+	 * second agent on the same files touches nothing. */
+	if ((rc = mqp_store_check_dir(rt->opts.db_path, rt->opts.db_default_var)) ||
+	    (rc = mqp_store_lock(rt->opts.db_path, RUNTIME__LOCK_WAIT_MS, &rt->lock_fd)))
+		return rc;
 	if ((rc = mqp_store_open(&rt->store, rt->opts.db_path, rt->opts.sync_full, rt->agent->name,
 				 rt->agent->migrations, rt->agent->n_migrations)))
 		return rc;
+	mqp_store_deadletter_bound(rt->store, rt->opts.deadletter_max_bytes);
 	if (rt->agent->init && (rc = rt->agent->init(rt->agent->state, rt->store))) {
 		mqp_error("agent_init_failed", "msg=\"%s\"", mqp_strerror(rc));
 		return rc;
@@ -1287,6 +1338,7 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 {
 	struct runtime *rt = &runtime__rt;
 	memset(rt, 0, sizeof(*rt));
+	rt->lock_fd = -1;
 	rt->agent = agent;
 	switch (mqp_options_parse(&rt->opts, agent->name, argc, argv, agent->options,
 				  agent->n_options, agent->options_ctx, stdout, stderr)) {
@@ -1309,9 +1361,17 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 
 	int rc = runtime__open(rt);
 	if (rc) {
-		mqp_error("start_failed", "msg=\"%s\"", mqp_strerror(rc));
+		/* README "Running it": 75 another agent holds the state, 73 the
+		 * state cannot be created or opened, 70 anything else. */
+		int code = rc == MQP_ERR_BUSY ? MQP_EX_TEMPFAIL
+			   : rc == MQP_ERR_IO ? MQP_EX_CANTCREAT : MQP_EX_SOFTWARE;
+		mqp_error("start_failed", "msg=\"%s\" exit=%d",
+			  code == MQP_EX_TEMPFAIL	 ? "the state is in use by another agent"
+			  : code == MQP_EX_CANTCREAT ? "the state cannot be created or opened"
+						     : mqp_strerror(rc),
+			  code);
 		runtime__free(rt);
-		return 1;
+		return code;
 	}
 	/* The secure profile replaces a client's id by its user name: the session
 	 * would not be this one's, and the status topic would be refused. */
@@ -1333,9 +1393,10 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 		mqp_store_outbox_each(rt->store, runtime__send_row, rt);
 	}
 	if (pthread_create(&rt->applier, NULL, runtime__applier_main, rt)) {
-		mqp_error("start_failed", "msg=\"cannot start the applier thread\"");
+		mqp_error("start_failed", "msg=\"cannot start the applier thread\" exit=%d",
+			  MQP_EX_SOFTWARE);
 		runtime__free(rt);
-		return 1;
+		return MQP_EX_SOFTWARE;
 	}
 	runtime__connect(rt);
 

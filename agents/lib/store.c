@@ -1,13 +1,21 @@
 /* The SQLite store: see mqpipe/store.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mqpipe/error.h"
 #include "mqpipe/log.h"
+#include "mqpipe/options.h"
 #include "mqpipe/store.h"
+
+#define STORE__DEADLETTER_BYTES "deadletter_bytes" /* runtime_meta: the sum of deadletter.bytes */
+#define STORE__DROP_STEP 64 /* oldest dead letters looked at per query when over the bound */
 
 enum store__stmt {
 	ST_BEGIN,
@@ -25,6 +33,10 @@ enum store__stmt {
 	ST_OUTBOX_DEPTH,
 	ST_OUTBOX_TAKE,
 	ST_DEADLETTER_ADD,
+	ST_DEADLETTER_OLDEST,
+	ST_DEADLETTER_DROP_UPTO,
+	ST_DEADLETTER_AGED,
+	ST_DEADLETTER_EXPIRE,
 	ST_META_GET,
 	ST_META_SET,
 	ST__COUNT
@@ -49,8 +61,13 @@ static const char *const store__sql[ST__COUNT] = {
 	[ST_OUTBOX_DEPTH] = "SELECT count(*) FROM outbox WHERE acked_ms IS NULL",
 	[ST_OUTBOX_TAKE] = "DELETE FROM outbox WHERE id = ?1 AND acked_ms IS NULL"
 			   " RETURNING id, topic, payload, qos, retain, correlation",
-	[ST_DEADLETTER_ADD] = "INSERT INTO deadletter(topic, reason, payload, received_ms) "
-			      "VALUES (?1, ?2, ?3, ?4)",
+	[ST_DEADLETTER_ADD] = "INSERT INTO deadletter(topic, reason, payload, received_ms, bytes) "
+			      "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_DEADLETTER_OLDEST] = "SELECT id, bytes FROM deadletter WHERE id > ?1 ORDER BY id LIMIT 64",
+	[ST_DEADLETTER_DROP_UPTO] = "DELETE FROM deadletter WHERE id <= ?1",
+	[ST_DEADLETTER_AGED] = "SELECT count(*), coalesce(sum(bytes), 0) FROM deadletter"
+			       " WHERE received_ms < ?1",
+	[ST_DEADLETTER_EXPIRE] = "DELETE FROM deadletter WHERE received_ms < ?1",
 	[ST_META_GET] = "SELECT value FROM runtime_meta WHERE key = ?1",
 	[ST_META_SET] = "INSERT INTO runtime_meta(key, value) VALUES (?1, ?2) "
 			"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -70,11 +87,22 @@ static const struct mqp_migration store__runtime_migrations[] = {
 	 * crashes loses what it accepted since its last snapshot). */
 	{"ALTER TABLE outbox ADD COLUMN acked_ms INTEGER;"
 	 "CREATE INDEX outbox_acked ON outbox(acked_ms) WHERE acked_ms IS NOT NULL;"},
+	/* Dead letters are bounded in bytes and age (README "Bounded
+	 * resources"): each row's size, their sum in runtime_meta, and an index
+	 * to find the old ones. */
+	{"ALTER TABLE deadletter ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;"
+	 "UPDATE deadletter SET bytes = length(payload) + length(CAST(topic AS BLOB))"
+	 " + length(CAST(reason AS BLOB));"
+	 "CREATE INDEX deadletter_received ON deadletter(received_ms);"
+	 "INSERT INTO runtime_meta(key, value) SELECT '" STORE__DEADLETTER_BYTES "',"
+	 " coalesce(sum(bytes), 0) FROM deadletter WHERE true"
+	 " ON CONFLICT(key) DO UPDATE SET value = excluded.value;"},
 };
 
 struct mqp_store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST__COUNT];
+	int64_t deadletter_max_bytes;
 };
 
 int mqp_store_fail(struct mqp_store *store, const char *what)
@@ -90,29 +118,6 @@ static int store__run(struct mqp_store *store, enum store__stmt which)
 {
 	int rc = mqp_store_exec(store, store->stmt[which]);
 	return rc < 0 ? rc : MQP_OK;
-}
-
-/* Creates every missing directory above path, like mkdir -p on dirname(path). */
-static int store__mkdirs(const char *path)
-{
-	char dir[1024];
-	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
-		return MQP_ERR_INVAL;
-	char *slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return MQP_OK;
-	*slash = '\0';
-	for (char *p = dir + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0750) && errno != EEXIST)
-			return MQP_ERR_IO;
-		*p = '/';
-	}
-	if (mkdir(dir, 0750) && errno != EEXIST)
-		return MQP_ERR_IO;
-	return MQP_OK;
 }
 
 /* Applies migrations[version..n) of component, each in its own transaction. */
@@ -161,36 +166,36 @@ int mqp_store_open(struct mqp_store **out, const char *path, int sync_full, cons
 		   const struct mqp_migration *migrations, size_t n_migrations)
 {
 	*out = NULL;
-	if (store__mkdirs(path)) {
-		mqp_error("db_open_failed", "path=%s msg=\"cannot create directory: %s\"", path,
-			  strerror(errno));
-		return MQP_ERR_IO;
-	}
 	struct mqp_store *store = calloc(1, sizeof(*store));
 	if (!store)
 		return MQP_ERR_NOMEM;
+	store->deadletter_max_bytes = MQP_DEADLETTER_MAX_BYTES_DEFAULT;
+	/* No directory is made here: a missing one is the caller's mistake
+	 * (README "Running it"), and SQLite then fails with "unable to open". */
 	if (sqlite3_open_v2(path, &store->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	    SQLITE_OK) {
 		mqp_error("db_open_failed", "path=%s msg=\"%s\"", path,
 			  store->db ? sqlite3_errmsg(store->db) : "out of memory");
+		int rc = store->db ? MQP_ERR_IO : MQP_ERR_NOMEM;
 		mqp_store_close(store);
-		return MQP_ERR_DB;
+		return rc;
 	}
 	/* WAL + NORMAL: a commit survives any process crash; FULL adds power loss.
 	 * The busy timeout lets `sqlite3` readers (tests, operators) coexist. */
 	char pragmas[256];
 	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA busy_timeout=5000;"
+		 "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
 		 "PRAGMA foreign_keys=ON; PRAGMA cache_size=-2000;"
 		 "CREATE TABLE IF NOT EXISTS schema_version(component TEXT PRIMARY KEY,"
 		 " version INTEGER NOT NULL);",
 		 sync_full ? "FULL" : "NORMAL");
 	char *msg = NULL;
 	if (sqlite3_exec(store->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+		/* The first read of the file: not a database, unreadable, read-only. */
 		mqp_error("db_open_failed", "path=%s msg=\"%s\"", path, msg ? msg : "?");
 		sqlite3_free(msg);
 		mqp_store_close(store);
-		return MQP_ERR_DB;
+		return MQP_ERR_IO;
 	}
 	int rc = store__migrate(store, "runtime", store__runtime_migrations,
 				sizeof(store__runtime_migrations) / sizeof(store__runtime_migrations[0]));
@@ -358,18 +363,174 @@ int64_t mqp_store_outbox_depth(struct mqp_store *store)
 	return n;
 }
 
+void mqp_store_deadletter_bound(struct mqp_store *store, int64_t max_bytes)
+{
+	store->deadletter_max_bytes = max_bytes;
+}
+
+/* Deletes the oldest dead letters, never the one with id keep, until the
+ * running total *total is within the bound. Returns how many went, or
+ * MQP_ERR_DB. */
+static int store__deadletter_shrink(struct mqp_store *store, int64_t keep, int64_t *total)
+{
+	sqlite3_stmt *st = store->stmt[ST_DEADLETTER_OLDEST];
+	int64_t last = 0;
+	int dropped = 0, rc = SQLITE_DONE, more = 1;
+	while (*total > store->deadletter_max_bytes && more) {
+		sqlite3_bind_int64(st, 1, last);
+		more = 0;
+		while (*total > store->deadletter_max_bytes && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(st, 0);
+			if (id == keep)
+				break;
+			*total -= sqlite3_column_int64(st, 1);
+			last = id;
+			dropped++;
+			more = 1;
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return mqp_store_fail(store, "deadletter oldest");
+	}
+	if (*total > store->deadletter_max_bytes) /* the sum was off: only `keep` is left */
+		*total = store->deadletter_max_bytes;
+	if (dropped) {
+		sqlite3_bind_int64(store->stmt[ST_DEADLETTER_DROP_UPTO], 1, last);
+		if ((rc = mqp_store_exec(store, store->stmt[ST_DEADLETTER_DROP_UPTO])) < 0)
+			return rc;
+	}
+	return dropped;
+}
+
 int mqp_store_deadletter_add(struct mqp_store *store, const char *topic, const char *reason,
 			     const void *payload, size_t len, int64_t received_ms)
 {
+	int64_t bytes = (int64_t)(len + strlen(topic) + strlen(reason));
+	if (bytes > store->deadletter_max_bytes)
+		return 1; /* it alone is over the bound: not kept */
+	int64_t total = 0;
+	int rc = mqp_store_meta_get(store, STORE__DEADLETTER_BYTES, &total);
+	if (rc)
+		return rc;
 	sqlite3_stmt *st = store->stmt[ST_DEADLETTER_ADD];
 	sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
 	sqlite3_bind_blob64(st, 3, len ? payload : "", len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, received_ms);
-	int rc = sqlite3_step(st);
+	sqlite3_bind_int64(st, 5, bytes);
+	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE ? MQP_OK : mqp_store_fail(store, "deadletter add");
+	if (rc != SQLITE_DONE)
+		return mqp_store_fail(store, "deadletter add");
+	total += bytes;
+	int dropped = store__deadletter_shrink(store, sqlite3_last_insert_rowid(store->db), &total);
+	if (dropped < 0)
+		return dropped;
+	rc = mqp_store_meta_set(store, STORE__DEADLETTER_BYTES, total);
+	return rc ? rc : dropped;
+}
+
+int mqp_store_deadletter_expire(struct mqp_store *store, int64_t before_ms)
+{
+	sqlite3_stmt *st = store->stmt[ST_DEADLETTER_AGED];
+	sqlite3_bind_int64(st, 1, before_ms);
+	int64_t n = 0, bytes = 0;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		n = sqlite3_column_int64(st, 0);
+		bytes = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return mqp_store_fail(store, "deadletter aged");
+	if (n == 0)
+		return 0;
+	int64_t total = 0;
+	sqlite3_bind_int64(store->stmt[ST_DEADLETTER_EXPIRE], 1, before_ms);
+	if ((rc = mqp_store_exec(store, store->stmt[ST_DEADLETTER_EXPIRE])) < 0 ||
+	    (rc = mqp_store_meta_get(store, STORE__DEADLETTER_BYTES, &total)) ||
+	    (rc = mqp_store_meta_set(store, STORE__DEADLETTER_BYTES, total > bytes ? total - bytes : 0)))
+		return rc;
+	return n > 1000000000 ? 1000000000 : (int)n;
+}
+
+int mqp_store_check_dir(const char *path, int create)
+{
+	char dir[1024];
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return MQP_ERR_INVAL;
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	struct stat st;
+	if (create && mkdir(dir, 0750) == 0)
+		mqp_info("state_dir_created", "path=%s", dir);
+	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+		return MQP_OK;
+	int err = errno;
+	char qm[300];
+	mqp_error("state_dir_missing", "path=%s msg=%s", dir,
+		  mqp_log_quote(qm, sizeof(qm),
+				stat(dir, &st) == 0 ? "not a directory"
+				: err == ENOENT ? "no such directory (an agent never creates the directory of -d or $STATE_DIRECTORY: make it first)"
+						: strerror(err)));
+	return MQP_ERR_IO;
+}
+
+int mqp_store_lock(const char *db_path, int wait_ms, int *fd_out)
+{
+	char path[1100];
+	*fd_out = -1;
+	if (snprintf(path, sizeof(path), "%s.lock", db_path) >= (int)sizeof(path))
+		return MQP_ERR_INVAL;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		char qm[300];
+		mqp_error("state_unusable", "path=%s msg=%s", path,
+			  mqp_log_quote(qm, sizeof(qm), strerror(errno)));
+		return MQP_ERR_IO;
+	}
+	int busy;
+	while ((busy = flock(fd, LOCK_EX | LOCK_NB) != 0) && errno == EWOULDBLOCK && wait_ms > 0) {
+		nanosleep(&(struct timespec){0, 50000000L}, NULL);
+		wait_ms -= 50;
+	}
+	if (busy) {
+		int err = errno;
+		char pid[32] = "";
+		ssize_t n = err == EWOULDBLOCK ? pread(fd, pid, sizeof(pid) - 1, 0) : -1;
+		pid[n > 0 ? strcspn(pid, "\n") : 0] = '\0';
+		close(fd);
+		if (err != EWOULDBLOCK) {
+			char qm[300];
+			mqp_error("state_unusable", "path=%s msg=%s", path,
+				  mqp_log_quote(qm, sizeof(qm), strerror(err)));
+			return MQP_ERR_IO;
+		}
+		mqp_error("state_locked",
+			  "db=%s lock=%s holder_pid=%s msg=\"another agent runs on this database and "
+			  "inbox: stop it, or give this one its own -d\"",
+			  db_path, path, *pid ? pid : "unknown");
+		return MQP_ERR_BUSY;
+	}
+	/* The holder's pid, for the message a second agent gives. */
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)n, 0) != n)
+		mqp_warn("state_lock_pid_not_written", "path=%s msg=\"%s\"", path, strerror(errno));
+	*fd_out = fd;
+	return MQP_OK;
+}
+
+void mqp_store_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* closing the descriptor releases the flock */
 }
 
 int mqp_store_meta_get(struct mqp_store *store, const char *key, int64_t *value)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "mqpipe/net.h"
+#include "mqpipe/options.h"
 
 #define LOAD__EX_USAGE 64
 
@@ -205,6 +206,12 @@ int main(int argc, char **argv)
 	static struct load l = {.topic = "user.ingest", .n = 10000, .window = 64, .invalid_pct = 20};
 	const char *broker = getenv("MQPIPE_BROKER");
 	int json = 0;
+	char why[700];
+	/* As every agent and tool does: a set variable is checked like -b. */
+	if (broker && *broker && mqp_options_check_broker("MQPIPE_BROKER", broker, why, sizeof(why))) {
+		fprintf(stderr, "mqpipe-load: %s\n", why);
+		return LOAD__EX_USAGE;
+	}
 	static const struct option opts[] = {
 		{"broker", required_argument, 0, 'b'}, {"topic", required_argument, 0, 't'},
 		{"count", required_argument, 0, 'n'},  {"window", required_argument, 0, 'w'},
@@ -215,7 +222,13 @@ int main(int argc, char **argv)
 	char *end = NULL;
 	while ((c = getopt_long(argc, argv, "b:t:n:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'b': broker = optarg; break;
+		case 'b':
+			if (mqp_options_check_broker("--broker", optarg, why, sizeof(why))) {
+				fprintf(stderr, "mqpipe-load: %s\n", why);
+				return LOAD__EX_USAGE;
+			}
+			broker = optarg;
+			break;
 		case 't': l.topic = optarg; break;
 		case 'n': l.n = strtol(optarg, &end, 10); break;
 		case 'w': l.window = strtol(optarg, &end, 10); break;

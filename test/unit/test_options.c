@@ -18,6 +18,8 @@ static void setup(void)
 	unsetenv("MQPIPE_USERNAME");
 	unsetenv("MQPIPE_PASSWORD_FILE");
 	unsetenv("MQPIPE_CAFILE");
+	unsetenv("MQPIPE_CERT");
+	unsetenv("MQPIPE_KEY");
 	out = open_memstream(&out_buf, &out_len);
 	err = open_memstream(&err_buf, &err_len);
 }
@@ -273,4 +275,132 @@ Test(duration, reads_seconds_and_units)
 	const char *bad[] = {"", "m", "-1", "5w", "5mm", "3651d", "99999999999999999999"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(mqp_parse_duration(bad[i], &ms), MQP_ERR_INVAL, "'%s'", bad[i]);
+}
+
+/* Empties the captured stderr, for a test that checks several errors. */
+static void reset_err(void)
+{
+	fclose(err);
+	free(err_buf);
+	err_buf = NULL;
+	err = open_memstream(&err_buf, &err_len);
+}
+
+Test(options, broker_uris_need_a_host_and_a_port_from_1_to_65535)
+{
+	char why[300];
+	const char *good[] = {"tcp://127.0.0.1:1883", "tcp://broker", "ssl://broker.example.org:8883",
+			      "ws://h:9001/mqtt", "wss://h/", "mqtt://h:1", "mqtts://h:65535",
+			      "tcp://[::1]:1883", "tcp://my_host-2:1883"};
+	for (size_t i = 0; i < MQP_LEN(good); i++)
+		cr_assert_eq(mqp_options_check_broker("--broker", good[i], why, sizeof(why)), 0,
+			     "'%s': %s", good[i], why);
+	const char *bad[] = {"garbage", "localhost:1883", "tcp://", "tcp://:1883", "tcp://h:",
+			     "tcp://h:0", "tcp://h:65536", "tcp://h:99999", "tcp://h:-1",
+			     "tcp://h:1883x", "tcp://h:1883/path", "tcp://h h:1883", "tcp://[::1",
+			     "tcp://[]:1883", "http://h:80", "tcp://h:00000001883"};
+	for (size_t i = 0; i < MQP_LEN(bad); i++) {
+		cr_assert_eq(mqp_options_check_broker("MQPIPE_BROKER", bad[i], why, sizeof(why)), -1,
+			     "'%s' accepted", bad[i]);
+		cr_assert(strncmp(why, "MQPIPE_BROKER '", 15) == 0, "names its source: %s", why);
+	}
+}
+
+Test(options, a_port_out_of_range_is_a_usage_error)
+{
+	struct mqp_options o = {0};
+	usage_error(PARSE(&o, "-b", "tcp://host:99999"), "from 1 to 65535");
+}
+
+Test(options, a_bad_broker_in_the_environment_is_a_usage_error_naming_it)
+{
+	setenv("MQPIPE_BROKER", "garbage", 1);
+	struct mqp_options o = {0};
+	usage_error(PARSE(&o, "-l", "info"), "MQPIPE_BROKER 'garbage'");
+	reset_err();
+	setenv("MQPIPE_BROKER", "tcp://h:99999", 1);
+	usage_error(PARSE(&o, "-l", "info"), "MQPIPE_BROKER 'tcp://h:99999'");
+	reset_err();
+	/* Checked like the flag even when a flag overrides it: a drop-in that
+	 * is wrong is said at once, not when the flag goes away. */
+	usage_error(PARSE(&o, "-b", "tcp://127.0.0.1:1883"), "MQPIPE_BROKER");
+}
+
+Test(options, an_empty_variable_counts_as_unset)
+{
+	setenv("MQPIPE_BROKER", "", 1);
+	setenv("MQPIPE_CAFILE", "", 1);
+	struct mqp_options o = {0};
+	cr_assert_eq(PARSE(&o, "-l", "info"), MQP_PARSE_RUN);
+	cr_assert_str_eq(o.broker, "tcp://127.0.0.1:1883");
+	cr_assert_str_eq(o.cafile, "");
+}
+
+Test(options, unreadable_tls_files_and_a_long_user_in_the_environment_are_usage_errors)
+{
+	const char *names[] = {"MQPIPE_CAFILE", "MQPIPE_CERT", "MQPIPE_KEY"};
+	for (size_t i = 0; i < MQP_LEN(names); i++) {
+		setenv(names[i], "/nonexistent/f", 1);
+		struct mqp_options o = {0};
+		char want[64];
+		snprintf(want, sizeof(want), "%s /nonexistent/f", names[i]);
+		usage_error(PARSE(&o, "-l", "info"), want);
+		unsetenv(names[i]);
+		reset_err();
+	}
+	char user[300];
+	memset(user, 'u', sizeof(user) - 1);
+	user[sizeof(user) - 1] = '\0';
+	setenv("MQPIPE_USERNAME", user, 1);
+	struct mqp_options o = {0};
+	usage_error(PARSE(&o, "-l", "info"), "MQPIPE_USERNAME");
+}
+
+Test(options, a_state_directory_too_long_for_a_path_is_a_usage_error)
+{
+	char dir[1100];
+	memset(dir, 'd', sizeof(dir) - 1);
+	dir[0] = '/';
+	dir[sizeof(dir) - 1] = '\0';
+	setenv("STATE_DIRECTORY", dir, 1);
+	struct mqp_options o = {0};
+	usage_error(PARSE(&o, "-l", "info"), "STATE_DIRECTORY");
+	/* -d makes it irrelevant */
+	cr_assert_eq(PARSE(&o, "-d", "/tmp/x.db"), MQP_PARSE_USAGE,
+		     "checked before the flags, like every variable");
+}
+
+Test(options, only_the_fallback_var_directory_may_be_created)
+{
+	struct mqp_options o = {0};
+	cr_assert_eq(PARSE(&o, "-l", "info"), MQP_PARSE_RUN);
+	cr_assert_str_eq(o.db_path, "./var/counter.db");
+	cr_assert(o.db_default_var);
+	cr_assert_eq(PARSE(&o, "-d", "var/counter.db"), MQP_PARSE_RUN);
+	cr_assert_not(o.db_default_var, "-d names a directory that must exist");
+	setenv("STATE_DIRECTORY", "/var/lib/mqpipe-counter", 1);
+	cr_assert_eq(PARSE(&o, "-l", "info"), MQP_PARSE_RUN);
+	cr_assert_not(o.db_default_var, "systemd makes $STATE_DIRECTORY");
+}
+
+Test(options, dead_letter_bounds_default_to_16_mib_and_7_days)
+{
+	struct mqp_options o = {0};
+	cr_assert_eq(PARSE(&o, "-l", "info"), MQP_PARSE_RUN);
+	cr_assert_eq(o.deadletter_max_bytes, 16LL * 1024 * 1024);
+	cr_assert_eq(o.deadletter_max_age_ms, 7LL * 86400 * 1000);
+	cr_assert_eq(PARSE(&o, "--deadletter-max-bytes", "0", "--deadletter-max-age", "90m"),
+		     MQP_PARSE_RUN);
+	cr_assert_eq(o.deadletter_max_bytes, 0);
+	cr_assert_eq(o.deadletter_max_age_ms, 90LL * 60 * 1000);
+}
+
+Test(options, bad_dead_letter_bounds_are_usage_errors)
+{
+	struct mqp_options o = {0};
+	usage_error(PARSE(&o, "--deadletter-max-bytes", "-1"), "--deadletter-max-bytes '-1'");
+	reset_err();
+	usage_error(PARSE(&o, "--deadletter-max-bytes", "16M"), "--deadletter-max-bytes '16M'");
+	reset_err();
+	usage_error(PARSE(&o, "--deadletter-max-age", "7w"), "--deadletter-max-age '7w'");
 }

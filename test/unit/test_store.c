@@ -14,7 +14,7 @@ static void setup(void)
 {
 	strcpy(dir, "/tmp/mqpipe-store-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/sub/dir/a.db", dir);
+	snprintf(path, sizeof(path), "%s/a.db", dir);
 }
 
 static void teardown(void)
@@ -40,7 +40,7 @@ static int64_t scalar(struct mqp_store *s, const char *sql)
 	return v;
 }
 
-Test(store, opens_in_wal_mode_creating_its_directory)
+Test(store, opens_in_wal_mode)
 {
 	struct mqp_store *s;
 	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
@@ -244,5 +244,181 @@ Test(store, a_taken_row_leaves_the_outbox_for_good)
 	cr_assert_eq(r.n, 0, "nothing is offered at the next start");
 	cr_assert_eq(scalar(s, "SELECT count(*) FROM deadletter WHERE topic = 'refused' AND payload = "
 			       "CAST('{\"k\":1}' AS BLOB) AND reason LIKE '%135 not authorized'"), 1);
+	mqp_store_close(s);
+}
+
+Test(store, a_missing_directory_is_refused_and_nothing_is_created)
+{
+	struct mqp_store *s;
+	char missing[300], sub[200];
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	snprintf(missing, sizeof(missing), "%s/dir/a.db", sub);
+	cr_assert_eq(mqp_store_open(&s, missing, 0, "x", v1, 1), MQP_ERR_IO);
+	cr_assert_null(s);
+	cr_assert_eq(mqp_store_check_dir(missing, 0), MQP_ERR_IO);
+	cr_assert_neq(access(sub, F_OK), 0, "no directory was made");
+	cr_assert_eq(mqp_store_check_dir(path, 0), 0, "the test's own directory exists");
+}
+
+Test(store, check_dir_creates_one_level_only_when_asked)
+{
+	char p1[300], p2[300], d1[200];
+	snprintf(d1, sizeof(d1), "%s/var", dir);
+	snprintf(p1, sizeof(p1), "%s/a.db", d1);
+	snprintf(p2, sizeof(p2), "%s/deep/er/a.db", dir);
+	cr_assert_eq(mqp_store_check_dir(p1, 1), 0);
+	cr_assert_eq(access(d1, F_OK), 0);
+	cr_assert_eq(mqp_store_check_dir(p2, 1), MQP_ERR_IO, "never mkdir -p");
+}
+
+Test(store, a_file_that_is_not_a_database_is_an_io_error_and_stays_untouched)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("plain text, not SQLite\n", f);
+	fclose(f);
+	struct mqp_store *s;
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), MQP_ERR_IO);
+	char buf[64] = "";
+	f = fopen(path, "r");
+	cr_assert_not_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	cr_assert_str_eq(buf, "plain text, not SQLite\n");
+}
+
+Test(store, the_lock_admits_one_holder_and_names_it)
+{
+	int fd1, fd2;
+	cr_assert_eq(mqp_store_lock(path, 0, &fd1), 0);
+	cr_assert_geq(fd1, 0);
+	char lock[200], pid[32] = "", want[32];
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	FILE *f = fopen(lock, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(pid, sizeof(pid), f));
+	fclose(f);
+	snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+	cr_assert_str_eq(pid, want, "the holder's pid is in the lock file");
+	/* A second open file description conflicts even in the same process. */
+	cr_assert_eq(mqp_store_lock(path, 100, &fd2), MQP_ERR_BUSY);
+	cr_assert_eq(fd2, -1);
+	mqp_store_unlock(fd1);
+	cr_assert_eq(mqp_store_lock(path, 100, &fd2), 0, "free again once released");
+	mqp_store_unlock(fd2);
+}
+
+Test(store, a_lock_in_a_missing_directory_is_an_io_error)
+{
+	char missing[200];
+	int fd;
+	snprintf(missing, sizeof(missing), "%s/none/a.db", dir);
+	cr_assert_eq(mqp_store_lock(missing, 0, &fd), MQP_ERR_IO);
+}
+
+/* Adds n dead letters of `size` payload bytes on topic "t" with reason "r",
+ * received at ms 1000 + i, and returns how many were dropped in all. */
+static int add_deadletters(struct mqp_store *s, int n, size_t size)
+{
+	char payload[4096];
+	memset(payload, 'p', sizeof(payload));
+	int dropped = 0;
+	for (int i = 0; i < n; i++) {
+		int rc = mqp_store_deadletter_add(s, "t", "r", payload, size, 1000 + i);
+		cr_assert_geq(rc, 0);
+		dropped += rc;
+	}
+	return dropped;
+}
+
+Test(store, dead_letters_stay_within_the_bound_oldest_dropped_first)
+{
+	struct mqp_store *s;
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
+	mqp_store_deadletter_bound(s, 10 * 100); /* ten of 98 + 1 + 1 bytes */
+	cr_assert_eq(mqp_store_begin(s), 0);
+	cr_assert_eq(add_deadletters(s, 10, 98), 0, "ten fit exactly");
+	cr_assert_eq(add_deadletters(s, 5, 98), 5, "each one more drops one");
+	cr_assert_eq(mqp_store_commit(s), 0);
+	cr_assert_eq(scalar(s, "SELECT count(*) FROM deadletter"), 10);
+	cr_assert_eq(scalar(s, "SELECT min(id) FROM deadletter"), 6, "the five oldest went");
+	cr_assert_eq(scalar(s, "SELECT max(id) FROM deadletter"), 15, "the newest stay");
+	cr_assert_eq(scalar(s, "SELECT sum(bytes) FROM deadletter"), 1000);
+	cr_assert_eq(scalar(s, "SELECT value FROM runtime_meta WHERE key='deadletter_bytes'"), 1000);
+	/* A big one pushes out as many small ones as it needs. */
+	cr_assert_eq(mqp_store_deadletter_add(s, "t", "r", "", 0, 2000), 1, "2 bytes more: one goes");
+	char big[600];
+	memset(big, 'b', sizeof(big));
+	/* 902 + 602 bytes: six of 100 go, the 2-byte one stays */
+	cr_assert_eq(mqp_store_deadletter_add(s, "t", "r", big, sizeof(big), 2001), 6);
+	cr_assert_eq(scalar(s, "SELECT count(*) FROM deadletter WHERE received_ms = 2001"), 1);
+	cr_assert_leq(scalar(s, "SELECT sum(bytes) FROM deadletter"), 1000);
+	mqp_store_close(s);
+}
+
+Test(store, a_dead_letter_larger_than_the_bound_is_not_kept)
+{
+	struct mqp_store *s;
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
+	mqp_store_deadletter_bound(s, 100);
+	cr_assert_eq(add_deadletters(s, 1, 50), 0);
+	cr_assert_eq(add_deadletters(s, 1, 200), 1, "counted as dropped");
+	cr_assert_eq(scalar(s, "SELECT count(*) FROM deadletter"), 1, "the older small one stays");
+	mqp_store_deadletter_bound(s, 0);
+	cr_assert_eq(add_deadletters(s, 1, 0), 1, "a bound of 0 keeps none");
+	mqp_store_close(s);
+}
+
+Test(store, the_default_bound_is_16_mib)
+{
+	struct mqp_store *s;
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
+	char *big = calloc(1, 16 * 1024 * 1024);
+	cr_assert_not_null(big);
+	cr_assert_eq(mqp_store_deadletter_add(s, "t", "r", big, 16 * 1024 * 1024 - 2, 1), 0,
+		     "16 MiB in all fits");
+	cr_assert_eq(mqp_store_deadletter_add(s, "t", "r", big, 1, 2), 1, "one byte more drops the first");
+	free(big);
+	mqp_store_close(s);
+}
+
+Test(store, dead_letters_past_the_age_are_expired_and_the_total_follows)
+{
+	struct mqp_store *s;
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
+	mqp_store_deadletter_bound(s, 1000);
+	cr_assert_eq(add_deadletters(s, 8, 98), 0); /* received at 1000..1007 */
+	cr_assert_eq(mqp_store_deadletter_expire(s, 1005), 5);
+	cr_assert_eq(mqp_store_deadletter_expire(s, 1005), 0, "nothing left that old");
+	cr_assert_eq(scalar(s, "SELECT count(*) FROM deadletter"), 3);
+	cr_assert_eq(scalar(s, "SELECT value FROM runtime_meta WHERE key='deadletter_bytes'"), 300);
+	cr_assert_eq(add_deadletters(s, 7, 98), 0, "room for seven more after the expiry");
+	cr_assert_eq(add_deadletters(s, 1, 98), 1);
+	mqp_store_close(s);
+}
+
+Test(store, dead_letters_from_before_the_bound_are_counted_at_the_upgrade)
+{
+	/* A database of the previous version: three runtime steps, dead
+	 * letters without a size. */
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db,
+		"CREATE TABLE schema_version(component TEXT PRIMARY KEY, version INTEGER NOT NULL);"
+		"INSERT INTO schema_version VALUES ('runtime', 3);"
+		"CREATE TABLE outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
+		" payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL,"
+		" created_ms INTEGER NOT NULL, correlation BLOB, acked_ms INTEGER);"
+		"CREATE TABLE deadletter(id INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
+		" reason TEXT NOT NULL, payload BLOB NOT NULL, received_ms INTEGER NOT NULL);"
+		"CREATE TABLE runtime_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+		"INSERT INTO deadletter(topic, reason, payload, received_ms)"
+		" VALUES ('tt', 'rr', x'00112233', 1), ('té', 'r', '', 2);",
+		NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct mqp_store *s;
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
+	cr_assert_eq(scalar(s, "SELECT bytes FROM deadletter WHERE received_ms = 1"), 8);
+	cr_assert_eq(scalar(s, "SELECT bytes FROM deadletter WHERE received_ms = 2"), 4, "bytes, not characters");
+	cr_assert_eq(scalar(s, "SELECT value FROM runtime_meta WHERE key='deadletter_bytes'"), 12);
 	mqp_store_close(s);
 }

@@ -11,6 +11,7 @@ enum mqp_err {
 	MQP_ERR_MQTT = -5,    /* Paho refused a call */
 	MQP_ERR_INPUT = -6,   /* a message is malformed: it is dead-lettered */
 	MQP_ERR_CORRUPT = -7, /* a file holds bytes we did not write */
+	MQP_ERR_BUSY = -8,    /* another process holds the file's lock */
 };
 
 /* Returns a static, human-readable name for an mqp_err code. */

@@ -17,6 +17,8 @@ void mqp_metrics_free(struct mqp_metrics *m);
 void mqp_metrics_in(struct mqp_metrics *m, const char *topic, size_t topic_len);
 void mqp_metrics_out(struct mqp_metrics *m, const char *topic);
 void mqp_metrics_deadletter(struct mqp_metrics *m);
+/* Counts n stored dead letters dropped to keep the store within its bounds. */
+void mqp_metrics_deadletters_dropped(struct mqp_metrics *m, uint64_t n);
 void mqp_metrics_error(struct mqp_metrics *m);
 /* Counts one output the broker refused for good (now a dead letter). */
 void mqp_metrics_refused(struct mqp_metrics *m);

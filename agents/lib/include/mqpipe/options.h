@@ -9,11 +9,17 @@
 #include <stdio.h>
 #include "mqpipe/log.h"
 
-#define MQP_EX_USAGE 64 /* sysexits.h EX_USAGE */
+#define MQP_EX_USAGE 64     /* sysexits.h EX_USAGE: a bad flag or MQPIPE_* variable */
+#define MQP_EX_SOFTWARE 70  /* EX_SOFTWARE: our own failure (a database error, a bug) */
+#define MQP_EX_CANTCREAT 73 /* EX_CANTCREAT: the state cannot be created or opened */
+#define MQP_EX_TEMPFAIL 75  /* EX_TEMPFAIL: another agent holds the state */
 
 /* The number of elements of an array (not a pointer). */
 /* The default --max-payload: 1 MiB, far above any payload SPEC defines. */
 #define MQP_MAX_PAYLOAD_DEFAULT 1048576L
+/* The default --deadletter-max-bytes (16 MiB) and --deadletter-max-age (7 days). */
+#define MQP_DEADLETTER_MAX_BYTES_DEFAULT (16LL * 1024 * 1024)
+#define MQP_DEADLETTER_MAX_AGE_MS_DEFAULT (7LL * 86400 * 1000)
 #define MQP_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 struct mqp_options {
@@ -22,6 +28,7 @@ struct mqp_options {
 	char client_id[128];
 	int has_client_id;          /* -i was given (tools otherwise pick name-pid) */
 	char db_path[1024];
+	int db_default_var;         /* db_path is the fallback ./var/<name>.db (no -d, no $STATE_DIRECTORY) */
 	char prefix[128];           /* "" when none; otherwise topics become prefix/topic */
 	char username[128];
 	char password[256];         /* read from --password-file */
@@ -33,6 +40,8 @@ struct mqp_options {
 	int sync_full;              /* --sync full: fsync each inbox write */
 	long max_payload;           /* --max-payload: longer payloads are dead letters; 0 not given */
 	int republish_window_s;     /* --republish-window: acked outputs sent again after a reconnect */
+	int64_t deadletter_max_bytes;  /* --deadletter-max-bytes: dead letters kept, oldest dropped */
+	int64_t deadletter_max_age_ms; /* --deadletter-max-age: older dead letters are dropped */
 	int max_args;               /* operands allowed after the flags (tools: a file) */
 	/* A tool's "[OPTION]... FILE" and one-line description, set before the
 	 * call: --help then shows them and only the connection flags. */
@@ -61,12 +70,22 @@ enum mqp_parse_result {
 };
 
 /* Parses argv into *opts (defaults from SPEC, $MQPIPE_BROKER, $STATE_DIRECTORY).
+ * Every MQPIPE_* variable that is set and not empty is checked as its flag
+ * would be, whether or not the flag is also given: a bad one is a usage
+ * error naming the variable (README "Running it").
  * Operands are a usage error unless opts->max_args, set before the call,
  * allows that many (then they are in opts->args).
  * Help and version go to `out`; a usage error is one line on `err`. */
 enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *agent, int argc,
 					char **argv, const struct mqp_extra_option *extra,
 					size_t n_extra, void *extra_ctx, FILE *out, FILE *err);
+
+/* Checks a broker URI as -b does: tcp://, ssl://, ws://, wss://, mqtt:// or
+ * mqtts://, then a host (a name, an address, or [an IPv6 address]), then
+ * optionally :port with port 1..65535, and for ws:// and wss:// a /path.
+ * `what` names the source ("--broker", "MQPIPE_BROKER") in the message.
+ * Returns 0, or -1 with a one-line reason in err. */
+int mqp_options_check_broker(const char *what, const char *uri, char *err, size_t errlen);
 
 /* Writes prefix/topic (or topic when there is no prefix) into buf.
  * Returns 0, or MQP_ERR_INVAL when it does not fit. */

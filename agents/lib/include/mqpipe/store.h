@@ -17,13 +17,34 @@ struct mqp_migration {
 	const char *sql;
 };
 
-/* Opens (creating it and its directory when missing) the SQLite file at path,
- * applies the runtime's migrations and then the agent's, recorded per
- * `component`. synchronous=FULL when sync_full, else NORMAL. On success returns
- * 0 and *out owns the store (close with mqp_store_close). */
+/* Opens (creating it when missing, in a directory that must exist) the
+ * SQLite file at path, applies the runtime's migrations and then the agent's,
+ * recorded per `component`. synchronous=FULL when sync_full, else NORMAL. On
+ * success returns 0 and *out owns the store (close with mqp_store_close).
+ * Errors are logged: MQP_ERR_IO when the file cannot be opened or is not a
+ * database (missing directory, permissions, read-only), MQP_ERR_DB when a
+ * migration fails or the schema is newer than this program. */
 int mqp_store_open(struct mqp_store **out, const char *path, int sync_full, const char *component,
 		   const struct mqp_migration *migrations, size_t n_migrations);
 void mqp_store_close(struct mqp_store *store);
+
+/* Checks that the directory that will hold path exists and is a directory;
+ * with create, makes it first when missing (one level, mode 0750: only for
+ * the default ./var). Returns 0, or MQP_ERR_IO (logged, naming the
+ * directory), or MQP_ERR_INVAL for an over-long path. */
+int mqp_store_check_dir(const char *path, int create);
+
+/* One agent per state (README "Running it"): takes an exclusive flock on
+ * db_path + ".lock" (created when missing), trying again every 50 ms for up
+ * to wait_ms while another holds it (a SIGKILLed predecessor may take a
+ * moment to die), and writes the caller's pid into it. The kernel drops the
+ * lock when the process ends, however it ends, so a left-over file never
+ * blocks. Returns 0 with *fd (give it to mqp_store_unlock), MQP_ERR_BUSY
+ * when another process still holds it (logged as state_locked, with that
+ * process's pid), or MQP_ERR_IO (logged) when the file cannot be created or
+ * locked. */
+int mqp_store_lock(const char *db_path, int wait_ms, int *fd);
+void mqp_store_unlock(int fd);
 
 /* The connection, for an agent's own prepared statements. */
 sqlite3 *mqp_store_db(struct mqp_store *store);
@@ -80,9 +101,20 @@ int64_t mqp_store_outbox_depth(struct mqp_store *store);
  * was not there (fn not called), or MQP_ERR_DB. */
 int mqp_store_outbox_take(struct mqp_store *store, int64_t id, mqp_outbox_row_fn fn, void *ctx);
 
-/* Records a dead letter. */
+/* Dead letters kept: at most max_bytes of them in all (a dead letter's size
+ * is its payload, topic and reason), the oldest dropped first. The default
+ * is MQP_DEADLETTER_MAX_BYTES_DEFAULT; 0 keeps none. */
+void mqp_store_deadletter_bound(struct mqp_store *store, int64_t max_bytes);
+/* Records a dead letter, inside the caller's transaction, then drops the
+ * oldest until the kept ones fit the bound (a running total in runtime_meta:
+ * usually one row goes per row added). One larger than the bound by itself
+ * is not kept. Returns how many dead letters were dropped (the new one
+ * included when not kept), or MQP_ERR_DB. */
 int mqp_store_deadletter_add(struct mqp_store *store, const char *topic, const char *reason,
 			     const void *payload, size_t len, int64_t received_ms);
+/* Drops the dead letters received before before_ms. Returns how many, or
+ * MQP_ERR_DB. */
+int mqp_store_deadletter_expire(struct mqp_store *store, int64_t before_ms);
 
 /* A small integer key/value table for runtime state (e.g. the last applied
  * inbox sequence). get leaves *value untouched when the key is missing. */
