@@ -7,8 +7,9 @@
  * order costs the few evictions it causes, not a scan. A point with the
  * newest timestamp again is judged against the points before that second; a
  * point out of order, but within a window of the newest, is judged by summing
- * its own window (points are kept for two windows for that); one older still
- * is refused as a dead letter, since its window is gone. A repeated point
+ * its own window (points are kept for two windows for that, and ten minutes
+ * after their arrival to know a repeat); one older still is refused as a
+ * dead letter, since its window is gone. A repeated point
  * (same series, timestamp and value: a QoS 1 redelivery) changes nothing. */
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,16 @@ static const struct mqp_migration alerter__migrations[] = {
 	 " last_alert INTEGER, PRIMARY KEY(rule, series)) WITHOUT ROWID;"
 	 "CREATE TABLE point(rule TEXT NOT NULL, series TEXT NOT NULL, ts INTEGER NOT NULL,"
 	 " value REAL NOT NULL, PRIMARY KEY(rule, series, ts, value)) WITHOUT ROWID;"},
+	/* When each point arrived: a repeat is recognised for ALERTER__REPEAT_MS
+	 * after it, however old its timestamp (points from before: 0). */
+	{"ALTER TABLE point ADD COLUMN arrived_ms INTEGER NOT NULL DEFAULT 0;"},
 };
+
+/* How long after its arrival a point is still recognised as a repeat, even
+ * once it is two windows old: a broker restarted from its snapshot delivers
+ * again what it had queued at its last autosave (5 s), at the reconnect;
+ * ten minutes cover a broker that takes a while to come back. */
+#define ALERTER__REPEAT_MS (10 * 60 * 1000)
 
 enum alerter__stmt { AS_GET, AS_PUT, AS_POINT_ADD, AS_POINT_SEEN, AS_RANGE, AS_PURGE, AS__COUNT };
 
@@ -33,10 +43,11 @@ static const char *const alerter__sql[AS__COUNT] = {
 	[AS_PUT] = "INSERT OR REPLACE INTO series(rule, series, newest, horizon, sum, comp, count,"
 		   " same_sum, same_comp, same_count, last_alert)"
 		   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	[AS_POINT_ADD] = "INSERT OR IGNORE INTO point(rule, series, ts, value) VALUES (?1, ?2, ?3, ?4)",
+	[AS_POINT_ADD] = "INSERT OR IGNORE INTO point(rule, series, ts, value, arrived_ms)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5)",
 	[AS_POINT_SEEN] = "SELECT 1 FROM point WHERE rule = ?1 AND series = ?2 AND ts = ?3 AND value = ?4",
 	[AS_RANGE] = "SELECT value FROM point WHERE rule = ?1 AND series = ?2 AND ts >= ?3 AND ts < ?4",
-	[AS_PURGE] = "DELETE FROM point WHERE rule = ?1 AND series = ?2 AND ts < ?3",
+	[AS_PURGE] = "DELETE FROM point WHERE rule = ?1 AND series = ?2 AND ts < ?3 AND arrived_ms < ?4",
 };
 
 struct alerter {
@@ -177,9 +188,10 @@ static int alerter__seen(struct alerter *a, const struct alert_rule *r, const st
 	return mqp_store_fail(a->store, alerter__sql[AS_POINT_SEEN]);
 }
 
-/* Judges one point of rule r and adds it to its series. */
+/* Judges one point of rule r, arrived at arrived_ms, and adds it to its
+ * series. */
 static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct alert_rule *r,
-			  const struct alert_point *p, struct mqp_reason *why)
+			  const struct alert_point *p, int64_t arrived_ms, struct mqp_reason *why)
 {
 	struct alerter__series s;
 	int rc = alerter__get(a, r, p, &s);
@@ -189,8 +201,9 @@ static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct a
 	if (s.exists && p->ts < s.newest - w) {
 		/* A broker restarted from a snapshot older than what we handled
 		 * delivers those points again, perhaps past the window by now. The
-		 * table keeps two windows of points: such a repeat is found there and
-		 * dropped like any repeat. Anything else is too late to judge. */
+		 * table keeps two windows of points, and every point for
+		 * ALERTER__REPEAT_MS after its arrival: such a repeat is found there
+		 * and dropped like any repeat. Anything else is too late to judge. */
 		int seen = alerter__seen(a, r, p);
 		if (seen != 0)
 			return seen < 0 ? seen : MQP_OK;
@@ -203,6 +216,7 @@ static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct a
 	alerter__bind_key(st, r, p);
 	sqlite3_bind_int64(st, 3, p->ts);
 	sqlite3_bind_double(st, 4, p->value);
+	sqlite3_bind_int64(st, 5, arrived_ms);
 	if ((rc = mqp_store_exec(a->store, st)) <= 0)
 		return rc; /* an error, or the same point again: judged the first time */
 
@@ -245,10 +259,11 @@ static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct a
 	}
 	if (p->ts == s.newest)
 		win_add(&s.same, p->value);
-	if (advanced) { /* points older than two windows can judge nothing any more */
+	if (advanced) { /* points older than two windows judge nothing, once no repeat is due */
 		st = a->stmt[AS_PURGE];
 		alerter__bind_key(st, r, p);
 		sqlite3_bind_int64(st, 3, s.newest - 2 * w);
+		sqlite3_bind_int64(st, 4, arrived_ms - ALERTER__REPEAT_MS);
 		if ((rc = mqp_store_exec(a->store, st)) < 0)
 			return rc;
 	}
@@ -272,7 +287,7 @@ static int alerter__handle(void *state, struct mqp_ctx *ctx, const struct mqp_me
 		if (rc == MQP_ERR_INPUT)
 			return mqp_reason_set(why, "rule %s: %s", r->name, inner.text);
 		if (!rc && !p.none)
-			rc = alerter__point(a, ctx, r, &p, why);
+			rc = alerter__point(a, ctx, r, &p, msg->received_ms, why);
 	}
 	if (!rc && !matched)
 		return mqp_reason_set(why, "topic '%s' matches no rule", msg->topic);

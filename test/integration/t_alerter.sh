@@ -64,6 +64,16 @@ sleep 0.5
 [ "$(grep -c '^deadletter/metrics/repeat/x ' "$T/dl.out")" -eq 1 ] || fail "$(grep repeat/x "$T/dl.out")"
 grep -q '^deadletter/metrics/repeat/x .*timestamp 100001 is more than window_s' "$T/dl.out" || fail "$(grep repeat/x "$T/dl.out")"
 
+note "... even once its series moved on by more than two windows (the points are kept 10 min after arrival)"
+pub metrics/repeat/y '{"value":5,"timestamp":100000}'
+pub metrics/repeat/y '{"value":5,"timestamp":110000}'
+pub metrics/repeat/y '{"value":5,"timestamp":100000}'
+pub metrics/repeat/y '{"value":5,"timestamp":100002}'
+wait_for 20 log_has "$T/dl.out" '^deadletter/metrics/repeat/y ' || fail "the late point was not refused"
+sleep 0.5
+[ "$(grep -c '^deadletter/metrics/repeat/y ' "$T/dl.out")" -eq 1 ] || fail "$(grep repeat/y "$T/dl.out")"
+grep -q '^deadletter/metrics/repeat/y .*timestamp 100002 is more than window_s' "$T/dl.out" || fail "$(grep repeat/y "$T/dl.out")"
+
 note "the same series replayed slowly into a fresh alerter gives the same alerts"
 start_agent alerter-slow mqpipe-alerter -i it-alerter-slow -p slow -d "$T/slow.db"
 subscribe slow 'slow/alerts/#'
