@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Dead letters kept are bounded (README "Bounded resources"): 30 000 bad
-# ~1 KB events against --deadletter-max-bytes 1000000 keep only the newest
+# Dead letters kept are bounded (README "Bounded resources"): 12 000 bad
+# ~1 KB events against --deadletter-max-bytes 400000 keep only the newest
 # that fit, count the rest in metrics as deadletters_dropped, publish every
 # one, and the files stop growing after the first round; dead letters older
 # than --deadletter-max-age are dropped too.
 source "$(dirname "$0")/lib.sh"
 it_setup
-MAX=1000000
-start_counter --deadletter-max-bytes $MAX --metrics-interval 1
+MAX=400000
+# (a short republish window: the published dead letters leave the outbox sooner)
+start_counter --deadletter-max-bytes $MAX --metrics-interval 1 --republish-window 1
 subscribe dl 'deadletter/#'
 
 # metric NAME: the counter's last retained metrics value NAME.
@@ -35,7 +36,7 @@ outbox_empty_after_an_input() {
 }
 
 pad=$(head -c 1000 /dev/zero | tr '\0' x)
-round=10000
+round=4000
 sizes=()
 for r in 1 2 3; do
 	# No timestamp: each is a dead letter. As a trace, for mqpipe-replay --fast.
@@ -47,9 +48,9 @@ for r in 1 2 3; do
 	wait_for 120 metric_is deadletters $((r * round)) ||
 		fail "round $r: the counter dead-lettered $(metric deadletters) of $((r * round))"
 	# The published dead letters stay in the outbox for --republish-window
-	# (10 s) after their acknowledgement, and go with the next input's
+	# (1 s here) after their acknowledgement, and go with the next input's
 	# transaction: let them go before measuring.
-	sleep 10
+	sleep 2
 	wait_for 60 outbox_empty_after_an_input ||
 		fail "round $r: the outbox keeps $(db 'SELECT count(*) FROM outbox') rows"
 	kept=$(db 'SELECT sum(bytes) FROM deadletter')
@@ -88,7 +89,7 @@ note "dead letters older than --deadletter-max-age go, counted"
 kill -TERM "$COUNTER_PID"
 wait "$COUNTER_PID" || fail "the counter did not stop cleanly"
 before=$(db 'SELECT count(*) FROM deadletter')
-start_counter --deadletter-max-bytes $MAX --deadletter-max-age 3 --metrics-interval 1
+start_counter --deadletter-max-bytes $MAX --deadletter-max-age 3 --metrics-interval 1 --republish-window 1
 pub recv_message '{"moduleId":"young"}'
 wait_for 20 bash -c "[ \$(sqlite3 -cmd '.timeout 5000' '$T/counter.db' \"SELECT count(*) FROM deadletter WHERE CAST(payload AS TEXT) LIKE '%young%'\") -eq 1 ]" ||
 	fail "the young dead letter is not stored"
