@@ -88,6 +88,7 @@ struct runtime {
 	char *online_payload, *offline_payload;
 	char **subs;
 	int *subs_qos;
+	MQTTSubscribe_options *subs_options;
 	int n_subs;
 	size_t prefix_len; /* bytes of "prefix/" to strip from incoming topics */
 	char reply_prefix[1100]; /* response topics must start with it ("" = any) */
@@ -179,6 +180,18 @@ static void runtime__ids_take(struct runtime *rt, struct runtime__ids *shared,
 
 /* ---- dead letters -------------------------------------------------------- */
 
+/* True when payload[0..len) can travel as a JSON string at about its own
+ * size: UTF-8 without control bytes other than tab, LF and CR (each other
+ * one would grow six-fold as \u00XX: a 1 MiB payload of them, 6 MiB). */
+static int runtime__plain_text(const void *payload, size_t len)
+{
+	const unsigned char *p = payload;
+	for (size_t i = 0; i < len; i++)
+		if (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+			return 0;
+	return mqp_utf8_valid(payload, len);
+}
+
 cJSON *mqp_deadletter_event(const char *agent, const char *topic, const char *reason,
 			    const void *payload, size_t len, int64_t received_ms)
 {
@@ -188,7 +201,7 @@ cJSON *mqp_deadletter_event(const char *agent, const char *topic, const char *re
 	int ok = cJSON_AddStringToObject(o, "agent", agent) &&
 		 cJSON_AddStringToObject(o, "topic", topic) &&
 		 cJSON_AddStringToObject(o, "reason", reason);
-	if (ok && mqp_utf8_valid(payload, len) && !memchr(payload, 0, len)) {
+	if (ok && runtime__plain_text(payload, len)) {
 		char *text = malloc(len + 1);
 		ok = text != NULL;
 		if (ok) {
@@ -1001,6 +1014,9 @@ static void runtime__subscribe(struct runtime *rt)
 	ro.onSuccess5 = runtime__on_subscribed;
 	ro.onFailure5 = runtime__on_subscribe_failed;
 	ro.context = rt;
+	ro.subscribeOptions = rt->subs_options[0]; /* Paho reads this for one filter, the list for more */
+	ro.subscribeOptionsList = rt->subs_options;
+	ro.subscribeOptionsCount = rt->n_subs;
 	int rc = MQTTAsync_subscribeMany(rt->client, rt->n_subs, rt->subs, rt->subs_qos, &ro);
 	if (rc != MQTTASYNC_SUCCESS) {
 		mqp_error("subscribe_failed", "code=%d action=retry", rc);
@@ -1147,7 +1163,8 @@ static int runtime__subscriptions(struct runtime *rt)
 		rt->n_subs++;
 	rt->subs = calloc((size_t)rt->n_subs + 1, sizeof(char *));
 	rt->subs_qos = calloc((size_t)rt->n_subs + 1, sizeof(int));
-	if (!rt->subs || !rt->subs_qos)
+	rt->subs_options = calloc((size_t)rt->n_subs + 1, sizeof(MQTTSubscribe_options));
+	if (!rt->subs || !rt->subs_qos || !rt->subs_options)
 		return MQP_ERR_NOMEM;
 	for (int i = 0; i < rt->n_subs; i++) {
 		char full[2100];
@@ -1169,6 +1186,12 @@ static int runtime__subscriptions(struct runtime *rt)
 		if (!(rt->subs[i] = strdup(full)))
 			return MQP_ERR_NOMEM;
 		rt->subs_qos[i] = 1;
+		/* Inputs are events, never state: a retained one is applied when it
+		 * is published, and not handed over again at every subscribe (each
+		 * start), where a forgotten repeat would be applied anew (README
+		 * "Input rules"). */
+		rt->subs_options[i] = (MQTTSubscribe_options)MQTTSubscribe_options_initializer;
+		rt->subs_options[i].retainHandling = 2;
 	}
 	return MQP_OK;
 }
@@ -1249,6 +1272,7 @@ static void runtime__free(struct runtime *rt)
 		free(rt->subs[i]);
 	free(rt->subs);
 	free(rt->subs_qos);
+	free(rt->subs_options);
 	free(rt->online_payload);
 	free(rt->offline_payload);
 	runtime__outputs_truncate(rt, 0);

@@ -300,3 +300,15 @@ Test(deadletter_event, carries_binary_payloads_as_base64)
 	cr_assert_str_eq(cJSON_GetObjectItem(o, "payload")->valuestring, "");
 	cJSON_Delete(o);
 }
+
+Test(deadletter_event, carries_control_bytes_as_base64_not_as_six_byte_escapes)
+{
+	cJSON *o = mqp_deadletter_event("counter", "t", "r", "\x01\x01\x01", 3, 1);
+	cr_assert_null(cJSON_GetObjectItem(o, "payload"));
+	cr_assert_str_eq(cJSON_GetObjectItem(o, "payload_b64")->valuestring, "AQEB");
+	cJSON_Delete(o);
+	o = mqp_deadletter_event("counter", "t", "r", "a\tb\r\nc", 6, 1);
+	cr_assert_str_eq(cJSON_GetObjectItem(o, "payload")->valuestring, "a\tb\r\nc",
+			 "tab, CR and LF are text");
+	cJSON_Delete(o);
+}

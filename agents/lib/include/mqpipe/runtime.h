@@ -123,8 +123,9 @@ int mqp_deadletter(struct mqp_ctx *ctx, const char *reason);
 
 /* Builds the dead-letter event published on deadletter/<topic>:
  * {"agent","topic","reason","payload"|"payload_b64","received_at"}, with the
- * payload as text when it is UTF-8 without NUL, else base64. Returns a new
- * object, or NULL when out of memory. */
+ * payload as text when it is UTF-8 without control bytes other than tab, LF
+ * and CR, else base64 (4/3 its size, where \u00XX escapes would be 6).
+ * Returns a new object, or NULL when out of memory. */
 cJSON *mqp_deadletter_event(const char *agent, const char *topic, const char *reason,
 			    const void *payload, size_t len, int64_t received_ms);
 
