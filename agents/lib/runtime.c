@@ -80,7 +80,7 @@ struct runtime {
 	const struct mqp_agent *agent;
 	struct mqp_options opts;
 	struct mqp_store *store;
-	int lock_fd;               /* the state's lock (mqp_store_lock), -1 until taken */
+	struct mqp_state_lock state_lock; /* mqp_store_lock; {-1, -1} until taken */
 	struct mqp_inbox *inbox;
 	struct mqp_metrics *metrics;
 	MQTTAsync client;
@@ -1266,7 +1266,9 @@ static void runtime__free(struct runtime *rt)
 		rt->agent->fini(rt->agent->state);
 	mqp_inbox_close(rt->inbox);
 	mqp_store_close(rt->store);
-	mqp_store_unlock(rt->lock_fd); /* last: nothing of the state is open any more */
+	/* Last, after SQLite closed the database: closing the lock's descriptor of
+	 * the database file earlier would drop SQLite's own POSIX locks on it. */
+	mqp_store_unlock(&rt->state_lock);
 	mqp_metrics_free(rt->metrics);
 	for (int i = 0; rt->subs && i < rt->n_subs; i++)
 		free(rt->subs[i]);
@@ -1302,7 +1304,7 @@ static int runtime__open(struct runtime *rt)
 	 * the lock is taken before the database or the inbox is opened, so a
 	 * second agent on the same files touches nothing. */
 	if ((rc = mqp_store_check_dir(rt->opts.db_path, rt->opts.db_default_var)) ||
-	    (rc = mqp_store_lock(rt->opts.db_path, RUNTIME__LOCK_WAIT_MS, &rt->lock_fd)))
+	    (rc = mqp_store_lock(rt->opts.db_path, RUNTIME__LOCK_WAIT_MS, &rt->state_lock)))
 		return rc;
 	if ((rc = mqp_store_open(&rt->store, rt->opts.db_path, rt->opts.sync_full, rt->agent->name,
 				 rt->agent->migrations, rt->agent->n_migrations)))
@@ -1362,7 +1364,7 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 {
 	struct runtime *rt = &runtime__rt;
 	memset(rt, 0, sizeof(*rt));
-	rt->lock_fd = -1;
+	rt->state_lock = (struct mqp_state_lock){-1, -1};
 	rt->agent = agent;
 	switch (mqp_options_parse(&rt->opts, agent->name, argc, argv, agent->options,
 				  agent->n_options, agent->options_ctx, stdout, stderr)) {

@@ -1,6 +1,7 @@
 /* The SQLite store: see mqpipe/store.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -482,40 +483,77 @@ int mqp_store_check_dir(const char *path, int create)
 	return MQP_ERR_IO;
 }
 
-int mqp_store_lock(const char *db_path, int wait_ms, int *fd_out)
+/* Takes an exclusive flock on fd, trying again every 50 ms for up to
+ * wait_ms. Returns 0, or -1 with errno (EWOULDBLOCK: another holds it). */
+static int store__flock(int fd, int wait_ms)
 {
-	char path[1100];
-	*fd_out = -1;
-	if (snprintf(path, sizeof(path), "%s.lock", db_path) >= (int)sizeof(path))
-		return MQP_ERR_INVAL;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		char qm[300];
-		mqp_error("state_unusable", "path=%s msg=%s", path,
-			  mqp_log_quote(qm, sizeof(qm), strerror(errno)));
-		return MQP_ERR_IO;
-	}
-	int busy;
-	while ((busy = flock(fd, LOCK_EX | LOCK_NB) != 0) && errno == EWOULDBLOCK && wait_ms > 0) {
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK || wait_ms <= 0)
+			return -1;
 		nanosleep(&(struct timespec){0, 50000000L}, NULL);
 		wait_ms -= 50;
 	}
-	if (busy) {
+	return 0;
+}
+
+/* Logs state_unusable for path and errno value err; returns MQP_ERR_IO. */
+static int store__unusable(const char *path, int err)
+{
+	char qm[300];
+	mqp_error("state_unusable", "path=%s msg=%s", path,
+		  mqp_log_quote(qm, sizeof(qm), strerror(err)));
+	return MQP_ERR_IO;
+}
+
+int mqp_store_lock(const char *db_path, int wait_ms, struct mqp_state_lock *lock)
+{
+	*lock = (struct mqp_state_lock){-1, -1};
+	/* A symbolic link finds the lock file beside the real database, where
+	 * SQLite puts its -wal too, so the holder's pid is found by any name. */
+	char path[PATH_MAX + 8];
+	char *real = realpath(db_path, NULL); /* NULL while the database does not exist */
+	int too_long = snprintf(path, sizeof(path), "%s.lock", real ? real : db_path) >=
+		       (int)sizeof(path);
+	free(real);
+	if (too_long)
+		return MQP_ERR_INVAL;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return store__unusable(path, errno);
+	if (store__flock(fd, wait_ms)) {
 		int err = errno;
 		char pid[32] = "";
 		ssize_t n = err == EWOULDBLOCK ? pread(fd, pid, sizeof(pid) - 1, 0) : -1;
 		pid[n > 0 ? strcspn(pid, "\n") : 0] = '\0';
 		close(fd);
-		if (err != EWOULDBLOCK) {
-			char qm[300];
-			mqp_error("state_unusable", "path=%s msg=%s", path,
-				  mqp_log_quote(qm, sizeof(qm), strerror(err)));
-			return MQP_ERR_IO;
-		}
+		if (err != EWOULDBLOCK)
+			return store__unusable(path, err);
 		mqp_error("state_locked",
 			  "db=%s lock=%s holder_pid=%s msg=\"another agent runs on this database and "
 			  "inbox: stop it, or give this one its own -d\"",
 			  db_path, path, *pid ? pid : "unknown");
+		return MQP_ERR_BUSY;
+	}
+	/* The database file itself, locked too: flock belongs to the inode, so
+	 * a hard link (which has its own PATH.lock) conflicts as well. It is
+	 * created as SQLite would (an empty file is an empty database). */
+	int db = open(db_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+	if (db < 0) {
+		int err = errno;
+		close(fd);
+		return store__unusable(db_path, err);
+	}
+	if (store__flock(db, wait_ms)) {
+		int err = errno;
+		close(db);
+		close(fd); /* nothing written to it: the holder's is elsewhere */
+		if (err != EWOULDBLOCK)
+			return store__unusable(db_path, err);
+		mqp_error("state_locked",
+			  "db=%s lock=%s holder_pid=unknown msg=\"held by another process, under "
+			  "another name of this file (a hard link?): stop it, or give this one its "
+			  "own -d\"",
+			  db_path, db_path);
 		return MQP_ERR_BUSY;
 	}
 	/* The holder's pid, for the message a second agent gives. */
@@ -523,14 +561,21 @@ int mqp_store_lock(const char *db_path, int wait_ms, int *fd_out)
 	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)n, 0) != n)
 		mqp_warn("state_lock_pid_not_written", "path=%s msg=\"%s\"", path, strerror(errno));
-	*fd_out = fd;
+	*lock = (struct mqp_state_lock){fd, db};
 	return MQP_OK;
 }
 
-void mqp_store_unlock(int fd)
+void mqp_store_unlock(struct mqp_state_lock *lock)
 {
-	if (fd >= 0)
-		close(fd); /* closing the descriptor releases the flock */
+	/* Closing a descriptor releases its flock. But closing ANY descriptor
+	 * of the database file also drops every POSIX (fcntl) lock this process
+	 * holds on it, and those are SQLite's: so db_fd is closed only once
+	 * SQLite has closed the database (after mqp_store_close). */
+	if (lock->db_fd >= 0)
+		close(lock->db_fd);
+	if (lock->lock_fd >= 0)
+		close(lock->lock_fd);
+	*lock = (struct mqp_state_lock){-1, -1};
 }
 
 int mqp_store_meta_get(struct mqp_store *store, const char *key, int64_t *value)

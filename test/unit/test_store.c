@@ -288,9 +288,11 @@ Test(store, a_file_that_is_not_a_database_is_an_io_error_and_stays_untouched)
 
 Test(store, the_lock_admits_one_holder_and_names_it)
 {
-	int fd1, fd2;
-	cr_assert_eq(mqp_store_lock(path, 0, &fd1), 0);
-	cr_assert_geq(fd1, 0);
+	struct mqp_state_lock l1, l2;
+	cr_assert_eq(mqp_store_lock(path, 0, &l1), 0);
+	cr_assert_geq(l1.lock_fd, 0);
+	cr_assert_geq(l1.db_fd, 0);
+	cr_assert_eq(access(path, F_OK), 0, "the database file is created, empty, to be locked");
 	char lock[200], pid[32] = "", want[32];
 	snprintf(lock, sizeof(lock), "%s.lock", path);
 	FILE *f = fopen(lock, "r");
@@ -300,19 +302,72 @@ Test(store, the_lock_admits_one_holder_and_names_it)
 	snprintf(want, sizeof(want), "%ld\n", (long)getpid());
 	cr_assert_str_eq(pid, want, "the holder's pid is in the lock file");
 	/* A second open file description conflicts even in the same process. */
-	cr_assert_eq(mqp_store_lock(path, 100, &fd2), MQP_ERR_BUSY);
-	cr_assert_eq(fd2, -1);
-	mqp_store_unlock(fd1);
-	cr_assert_eq(mqp_store_lock(path, 100, &fd2), 0, "free again once released");
-	mqp_store_unlock(fd2);
+	cr_assert_eq(mqp_store_lock(path, 100, &l2), MQP_ERR_BUSY);
+	cr_assert_eq(l2.lock_fd, -1);
+	cr_assert_eq(l2.db_fd, -1);
+	mqp_store_unlock(&l1);
+	cr_assert_eq(l1.lock_fd, -1, "unlocking resets the handle");
+	cr_assert_eq(mqp_store_lock(path, 100, &l2), 0, "free again once released");
+	mqp_store_unlock(&l2);
+}
+
+Test(store, the_lock_holds_against_a_symbolic_link_to_the_database)
+{
+	struct mqp_state_lock l1, l2;
+	char link[200];
+	snprintf(link, sizeof(link), "%s/link.db", dir);
+	cr_assert_eq(mqp_store_lock(path, 0, &l1), 0);
+	cr_assert_eq(symlink("a.db", link), 0);
+	cr_assert_eq(mqp_store_lock(link, 100, &l2), MQP_ERR_BUSY);
+	cr_assert_eq(l2.lock_fd, -1);
+	mqp_store_unlock(&l1);
+}
+
+Test(store, the_lock_holds_against_a_hard_link_to_the_database)
+{
+	struct mqp_state_lock l1, l2;
+	char hard[200], hard_lock[220];
+	snprintf(hard, sizeof(hard), "%s/hard.db", dir);
+	snprintf(hard_lock, sizeof(hard_lock), "%s.lock", hard);
+	cr_assert_eq(mqp_store_lock(path, 0, &l1), 0);
+	cr_assert_eq(link(path, hard), 0);
+	/* hard.db.lock is another file, free: the database's inode is not. */
+	cr_assert_eq(mqp_store_lock(hard, 100, &l2), MQP_ERR_BUSY);
+	cr_assert_eq(l2.lock_fd, -1);
+	cr_assert_eq(l2.db_fd, -1);
+	char buf[8];
+	FILE *f = fopen(hard_lock, "r");
+	cr_assert_not_null(f);
+	cr_assert_null(fgets(buf, sizeof(buf), f), "the refused agent wrote no pid");
+	fclose(f);
+	mqp_store_unlock(&l1);
+	cr_assert_eq(mqp_store_lock(hard, 100, &l2), 0, "free again once released");
+	mqp_store_unlock(&l2);
+}
+
+Test(store, the_database_stays_usable_while_and_after_it_is_locked)
+{
+	/* The lock's own descriptor of the database file stays open under
+	 * SQLite (store.h: unlock only after closing the store). */
+	struct mqp_state_lock l;
+	struct mqp_store *s;
+	cr_assert_eq(mqp_store_lock(path, 0, &l), 0);
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
+	cr_assert_eq(sqlite3_exec(mqp_store_db(s), "INSERT INTO t(a) VALUES (1)", 0, 0, 0), SQLITE_OK);
+	mqp_store_close(s);
+	mqp_store_unlock(&l);
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v1, 1), 0);
+	cr_assert_eq(scalar(s, "SELECT count(*) FROM t"), 1);
+	mqp_store_close(s);
 }
 
 Test(store, a_lock_in_a_missing_directory_is_an_io_error)
 {
 	char missing[200];
-	int fd;
+	struct mqp_state_lock l;
 	snprintf(missing, sizeof(missing), "%s/none/a.db", dir);
-	cr_assert_eq(mqp_store_lock(missing, 0, &fd), MQP_ERR_IO);
+	cr_assert_eq(mqp_store_lock(missing, 0, &l), MQP_ERR_IO);
+	cr_assert_eq(l.lock_fd, -1);
 }
 
 /* Adds n dead letters of `size` payload bytes on topic "t" with reason "r",

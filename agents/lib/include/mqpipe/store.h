@@ -34,17 +34,31 @@ void mqp_store_close(struct mqp_store *store);
  * directory), or MQP_ERR_INVAL for an over-long path. */
 int mqp_store_check_dir(const char *path, int create);
 
-/* One agent per state (README "Running it"): takes an exclusive flock on
- * db_path + ".lock" (created when missing), trying again every 50 ms for up
- * to wait_ms while another holds it (a SIGKILLed predecessor may take a
- * moment to die), and writes the caller's pid into it. The kernel drops the
- * lock when the process ends, however it ends, so a left-over file never
- * blocks. Returns 0 with *fd (give it to mqp_store_unlock), MQP_ERR_BUSY
- * when another process still holds it (logged as state_locked, with that
- * process's pid), or MQP_ERR_IO (logged) when the file cannot be created or
- * locked. */
-int mqp_store_lock(const char *db_path, int wait_ms, int *fd);
-void mqp_store_unlock(int fd);
+/* The state's locks (mqp_store_lock): descriptors of PATH.lock and of the
+ * database file, -1 when not held. */
+struct mqp_state_lock {
+	int lock_fd;
+	int db_fd;
+};
+
+/* One agent per state, whatever name it goes by (README "Running it"):
+ * takes an exclusive flock on db_path + ".lock" (beside the real file when
+ * db_path is a symbolic link; created when missing), then on the database
+ * file itself (created empty when missing, as SQLite would), which a hard
+ * link shares. Each is tried again every 50 ms for up to wait_ms while
+ * another holds it (a SIGKILLed predecessor may take a moment to die); then
+ * the caller's pid is written into the lock file. The kernel drops both
+ * locks when the process ends, however it ends, so a left-over file never
+ * blocks. Returns 0 with *lock held (release it with mqp_store_unlock, only
+ * after mqp_store_close), MQP_ERR_BUSY when another process still holds
+ * either (logged as state_locked, with that process's pid when the lock
+ * file names it), MQP_ERR_IO (logged) when a file cannot be created or
+ * locked, MQP_ERR_INVAL for an over-long path; on error *lock is {-1, -1}. */
+int mqp_store_lock(const char *db_path, int wait_ms, struct mqp_state_lock *lock);
+/* Releases what mqp_store_lock took (nothing when {-1, -1}) and resets *lock.
+ * Call it after mqp_store_close: closing a descriptor of the database file
+ * drops SQLite's POSIX locks on it. */
+void mqp_store_unlock(struct mqp_state_lock *lock);
 
 /* The connection, for an agent's own prepared statements. */
 sqlite3 *mqp_store_db(struct mqp_store *store);
