@@ -256,8 +256,12 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&l.lock, NULL);
 	pthread_cond_init(&l.cond, NULL);
 	l.rng = (uint64_t)load__now_us() | 1;
-	/* Under the ingest agent's default --reply-prefix. */
-	snprintf(l.reply_topic, sizeof(l.reply_topic), "replies/mqpipe-load/%d", (int)getpid());
+	/* Under the ingest agent's default --reply-prefix, in the request
+	 * topic's namespace: "bench/user.ingest" (an agent run with -p bench)
+	 * is answered under bench/replies/. */
+	const char *slash = strrchr(l.topic, '/');
+	snprintf(l.reply_topic, sizeof(l.reply_topic), "%.*s%sreplies/mqpipe-load/%d",
+		 slash ? (int)(slash - l.topic) : 0, l.topic, slash ? "/" : "", (int)getpid());
 	if (!l.echo && (!(l.sent_us = calloc((size_t)l.n, sizeof(int64_t))) ||
 			!(l.latency_ms = calloc((size_t)l.n, sizeof(double))))) {
 		fputs("mqpipe-load: out of memory\n", stderr);
