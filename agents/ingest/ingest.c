@@ -4,10 +4,10 @@
  * rules are pure functions in validate.c; this file is the SQLite shell.
  *
  * Every request is remembered with its answer in the same transaction as
- * the record it stored, by its correlation data, else its request_id, else
- * a digest of its response topic and payload: a repeat (a redelivery
- * included) gets that first answer again and stores nothing new, across
- * restarts too. Answers go only to response topics under --reply-prefix
+ * the record it stored, by a digest of its response topic and its
+ * correlation data, else its request_id, else its payload (ingest__key): a
+ * repeat (a redelivery included) gets that first answer again and stores
+ * nothing new, across restarts too. Answers go only to response topics under --reply-prefix
  * (the runtime enforces it, see mqp_reply). */
 #include <stdlib.h>
 #include <string.h>
@@ -73,43 +73,51 @@ static void ingest__fini(void *state)
 	free(g);
 }
 
-/* The key a repeat is recognised by: 'c' + the correlation data, else
- * 'r' + the request_id, else 'h' + the SHA-256 of the response topic, a
- * NUL and the payload: a broker's redelivery (its PUBACK was lost with a
- * dropped connection) is then the same request, while two requesters, or
- * two different payloads, are two. 0 bytes only when hashing failed. */
-static size_t ingest__key(const struct mqp_message *msg, const char *request_id, char *key,
-			  size_t size)
+/* The key a repeat is recognised by (README "Ingestion"): a kind byte and
+ * the SHA-256 of the response topic ("" when none), a NUL and a value: 'c'
+ * with the correlation data, when the request has both; else 'r' with its
+ * request_id; else 'h' with the whole payload. The response topic names the
+ * requester (on the secure profile only it can read its replies/<user>/), so
+ * a broker's redelivery (its PUBACK was lost with a dropped connection) is
+ * the same request, while two requesters that happen to send the same
+ * correlation data or request_id are two. Without a response topic the
+ * correlation data is not used: the fallback topic is everyone's. Every key
+ * is 1 + 32 bytes whatever the request holds, so what --retain-requests
+ * keeps is bounded per request (keys of older versions, the raw correlation
+ * data or request_id, simply stop matching and expire with it). key needs
+ * 1 + EVP_MAX_MD_SIZE bytes. Returns the key's length, 0 only when hashing
+ * failed (logged; the request is then not remembered). */
+static size_t ingest__key(const struct mqp_message *msg, const char *request_id,
+			  unsigned char key[static 1 + EVP_MAX_MD_SIZE])
 {
-	if (msg->correlation && msg->correlation_len + 1 <= size) {
-		key[0] = 'c';
-		memcpy(key + 1, msg->correlation, msg->correlation_len);
-		return msg->correlation_len + 1;
-	}
-	size_t n = strlen(request_id);
-	if (n && n + 1 <= size) {
-		key[0] = 'r';
-		memcpy(key + 1, request_id, n);
-		return n + 1;
-	}
 	const char *to = msg->response_topic ? msg->response_topic : "";
+	const void *value = msg->payload;
+	size_t n = msg->len;
+	key[0] = 'h';
+	if (msg->response_topic && msg->correlation) {
+		key[0] = 'c';
+		value = msg->correlation;
+		n = msg->correlation_len;
+	} else if (request_id[0]) {
+		key[0] = 'r';
+		value = request_id;
+		n = strlen(request_id);
+	}
 	unsigned len = 0;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int ok = md && size >= 1 + EVP_MAX_MD_SIZE && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
-		 EVP_DigestUpdate(md, to, strlen(to) + 1) &&
-		 EVP_DigestUpdate(md, msg->payload, msg->len) &&
-		 EVP_DigestFinal_ex(md, (unsigned char *)key + 1, &len);
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+		 EVP_DigestUpdate(md, to, strlen(to) + 1) && EVP_DigestUpdate(md, value, n) &&
+		 EVP_DigestFinal_ex(md, key + 1, &len);
 	EVP_MD_CTX_free(md);
 	if (!ok) {
 		mqp_warn("request_digest_failed", "effect=\"a redelivery of this request is stored again\"");
 		return 0;
 	}
-	key[0] = 'h';
 	return len + 1;
 }
 
 /* Looks the key up: *reply is the first answer (free()) or NULL. */
-static int ingest__remembered(struct ingest *g, const char *key, size_t klen, char **reply)
+static int ingest__remembered(struct ingest *g, const unsigned char *key, size_t klen, char **reply)
 {
 	*reply = NULL;
 	sqlite3_stmt *st = g->stmt[IS_REQUEST_GET];
@@ -144,11 +152,12 @@ static int ingest__ingest(struct ingest *g, struct mqp_ctx *ctx, const struct mq
 {
 	struct ingest_user user;
 	struct ingest_errors errs;
-	char request_id[MQP_STR_MAX + 1], key[65536 + 2];
+	char request_id[MQP_STR_MAX + 1];
+	unsigned char key[1 + EVP_MAX_MD_SIZE];
 	int rc = ingest_parse(&g->rules, msg->payload, msg->len, &user, request_id, &errs);
 	if (rc == MQP_ERR_NOMEM)
 		return rc;
-	size_t klen = ingest__key(msg, request_id, key, sizeof(key));
+	size_t klen = ingest__key(msg, request_id, key);
 	char *reply = NULL;
 	if (klen && (rc = ingest__remembered(g, key, klen, &reply)))
 		return rc;
