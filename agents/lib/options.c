@@ -10,6 +10,14 @@
 #include "mqpipe/error.h"
 #include "mqpipe/options.h"
 
+/* The largest --deadletter-max-bytes: 1 TiB, or what a long holds where it
+ * has 32 bits (1L << 40 would not fit there). */
+#if LONG_MAX > 1099511627776
+#define OPTIONS__DEADLETTER_MAX 1099511627776L
+#else
+#define OPTIONS__DEADLETTER_MAX LONG_MAX
+#endif
+
 enum {
 	OPT_PASSWORD_FILE = 1000,
 	OPT_CAFILE,
@@ -456,12 +464,12 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 		}
 		case OPT_DEADLETTER_MAX_BYTES: {
 			long v = 0;
-			bad = mqp_parse_long(optarg, 0, 1L << 40, &v) != 0;
+			bad = mqp_parse_long(optarg, 0, OPTIONS__DEADLETTER_MAX, &v) != 0;
 			opts->deadletter_max_bytes = v;
 			if (bad)
 				snprintf(msg, sizeof(msg),
-					 "--deadletter-max-bytes '%s': bytes from 0 to 1099511627776",
-					 optarg);
+					 "--deadletter-max-bytes '%s': bytes from 0 to %ld", optarg,
+					 OPTIONS__DEADLETTER_MAX);
 			break;
 		}
 		case OPT_DEADLETTER_MAX_AGE: {

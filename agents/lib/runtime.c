@@ -529,6 +529,26 @@ static void runtime__burst_check(struct runtime *rt)
 
 /* ---- the applier --------------------------------------------------------- */
 
+/* Keeps a dead letter in the store (within --deadletter-max-bytes): the one
+ * place that counts the older ones this drops, and says so the first time.
+ * Returns 0 or MQP_ERR_DB. */
+static int runtime__keep_deadletter(struct runtime *rt, const char *topic, const char *reason,
+				    const void *payload, size_t len, int64_t received_ms)
+{
+	int rc = mqp_store_deadletter_add(rt->store, topic, reason, payload, len, received_ms);
+	if (rc <= 0)
+		return rc;
+	mqp_metrics_deadletters_dropped(rt->metrics, (uint64_t)rc);
+	if (!rt->deadletter_bound_said) {
+		rt->deadletter_bound_said = 1;
+		mqp_info("deadletters_dropped",
+			 "max_bytes=%lld msg=\"the oldest stored dead letters are dropped from now "
+			 "on (counted in metrics as deadletters_dropped)\"",
+			 (long long)rt->opts.deadletter_max_bytes);
+	}
+	return MQP_OK;
+}
+
 /* Stores and announces the message in ctx as a dead letter. */
 static int runtime__deadletter(struct mqp_ctx *ctx, const char *reason)
 {
@@ -537,18 +557,9 @@ static int runtime__deadletter(struct mqp_ctx *ctx, const char *reason)
 	char qt[300], qr[600];
 	mqp_warn("deadletter", "topic=%s reason=%s", mqp_log_quote(qt, sizeof(qt), m->topic),
 		 mqp_log_quote(qr, sizeof(qr), reason));
-	int rc = mqp_store_deadletter_add(rt->store, m->topic, reason, m->payload, m->len,
-					  m->received_ms);
+	int rc = runtime__keep_deadletter(rt, m->topic, reason, m->payload, m->len, m->received_ms);
 	if (rc < 0)
 		return rc;
-	if (rc > 0) { /* the store stays within --deadletter-max-bytes: the oldest went */
-		mqp_metrics_deadletters_dropped(rt->metrics, (uint64_t)rc);
-		if (!rt->deadletter_bound_said++)
-			mqp_info("deadletters_dropped",
-				 "max_bytes=%lld msg=\"the oldest stored dead letters are dropped from now "
-				 "on (counted in metrics as deadletters_dropped)\"",
-				 (long long)rt->opts.deadletter_max_bytes);
-	}
 	cJSON *ev = mqp_deadletter_event(rt->agent->name, m->topic, reason, m->payload, m->len,
 					 m->received_ms);
 	if (!ev)
@@ -722,13 +733,9 @@ static int runtime__deadletter_row(void *arg, const struct mqp_outbox_row *row)
 		reason[at] = (char)(reason[at] - 'A' + 'a'); /* "135 not authorized" */
 	mqp_debug("refused_deadlettered", "id=%lld topic=%s", (long long)row->id,
 		  mqp_log_quote(qt, sizeof(qt), row->topic));
-	int rc = mqp_store_deadletter_add(r->rt->store, row->topic, reason, row->payload, row->len,
+	int rc = runtime__keep_deadletter(r->rt, row->topic, reason, row->payload, row->len,
 					  r->now_ms);
-	if (rc < 0)
-		return rc;
-	if (rc > 0) /* within --deadletter-max-bytes: the oldest went */
-		mqp_metrics_deadletters_dropped(r->rt->metrics, (uint64_t)rc);
-	return 1;
+	return rc < 0 ? rc : 1;
 }
 
 /* Moves the outputs the broker refused for good from the outbox to the
@@ -890,8 +897,8 @@ static void *runtime__applier_main(void *arg)
 			runtime__check(runtime__retry_failed(rt));
 		if (atomic_load(&rt->online) && atomic_exchange(&rt->republish_due, 0))
 			runtime__check(runtime__republish(rt));
-		int tick_due = (rt->next_tick_ms && mqp_now_ms() >= rt->next_tick_ms) ||
-			       mqp_now_ms() >= rt->next_expire_ms;
+		int64_t now = mqp_now_ms();
+		int tick_due = (rt->next_tick_ms && now >= rt->next_tick_ms) || now >= rt->next_expire_ms;
 		if (ready || acks || tick_due) {
 			int n = runtime__check(runtime__apply_batch(rt));
 			if (n > 0) {
