@@ -445,19 +445,21 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 					       "--log-format '%s': expected kv or json", optarg) > 0;
 			break;
 		case OPT_METRICS_INTERVAL: {
-			long v;
+			long v = 0;
 			bad = mqp_parse_long(optarg, 1, 86400, &v) != 0;
-			opts->metrics_interval_s = (int)v;
-			if (bad)
+			if (!bad)
+				opts->metrics_interval_s = (int)v;
+			else
 				snprintf(msg, sizeof(msg),
 					 "--metrics-interval '%s': whole seconds from 1 to 86400", optarg);
 			break;
 		}
 		case OPT_REPUBLISH_WINDOW: {
-			long v;
+			long v = 0;
 			bad = mqp_parse_long(optarg, 0, 86400, &v) != 0;
-			opts->republish_window_s = (int)v;
-			if (bad)
+			if (!bad)
+				opts->republish_window_s = (int)v;
+			else
 				snprintf(msg, sizeof(msg), "--republish-window '%s': seconds from 0 to 86400",
 					 optarg);
 			break;
@@ -465,8 +467,9 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 		case OPT_DEADLETTER_MAX_BYTES: {
 			long v = 0;
 			bad = mqp_parse_long(optarg, 0, OPTIONS__DEADLETTER_MAX, &v) != 0;
-			opts->deadletter_max_bytes = v;
-			if (bad)
+			if (!bad)
+				opts->deadletter_max_bytes = v;
+			else
 				snprintf(msg, sizeof(msg),
 					 "--deadletter-max-bytes '%s': bytes from 0 to %ld", optarg,
 					 OPTIONS__DEADLETTER_MAX);
