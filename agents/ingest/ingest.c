@@ -33,6 +33,8 @@ enum ingest__stmt { IS_REQUEST_GET, IS_REQUEST_ADD, IS_USER_ADD, IS_LIST, IS_REQ
 #define INGEST__RETAIN_DEFAULT_MS (7 * 86400 * 1000LL) /* --retain-requests */
 #define INGEST__PURGE_EVERY_MS 1000
 #define INGEST__PURGE_BATCH 256
+#define INGEST__KEY_RAW_MAX 32 /* ingest__key: longer values are digested */
+#define INGEST__KEY_MAX (1 + 32 + 32)
 
 static const char *const ingest__sql[IS__COUNT] = {
 	[IS_REQUEST_GET] = "SELECT reply FROM request WHERE key = ?1",
@@ -73,22 +75,29 @@ static void ingest__fini(void *state)
 	free(g);
 }
 
-/* The key a repeat is recognised by (README "Ingestion"): a kind byte and
- * the SHA-256 of the response topic ("" when none), a NUL and a value: 'c'
- * with the correlation data, when the request has both; else 'r' with its
+/* The key a repeat is recognised by (README "Ingestion"): a kind byte, the
+ * SHA-256 of the response topic ("" when none), and a value: 'c' with the
+ * correlation data, when the request has both; else 'r' with its
  * request_id; else 'h' with the whole payload. The response topic names the
  * requester (on the secure profile only it can read its replies/<user>/), so
  * a broker's redelivery (its PUBACK was lost with a dropped connection) is
  * the same request, while two requesters that happen to send the same
  * correlation data or request_id are two. Without a response topic the
- * correlation data is not used: the fallback topic is everyone's. Every key
- * is 1 + 32 bytes whatever the request holds, so what --retain-requests
- * keeps is bounded per request (keys of older versions, the raw correlation
- * data or request_id, simply stop matching and expire with it). key needs
- * 1 + EVP_MAX_MD_SIZE bytes. Returns the key's length, 0 only when hashing
- * failed (logged; the request is then not remembered). */
+ * correlation data is not used: the fallback topic is everyone's.
+ *
+ * A value of up to INGEST__KEY_RAW_MAX bytes is kept as it is, a longer one
+ * as its SHA-256 with the kind in capitals (so the two never meet): a key is
+ * at most 1 + 32 + 32 bytes whatever the request holds, so what
+ * --retain-requests keeps is bounded per request, and one requester's keys
+ * (its digest, then a counter or a time, as correlation data usually is)
+ * sort next to each other, so the B-tree is written where it was last
+ * written instead of on a random page (issue 15's bench regression: a key
+ * that was all digest made every insert read a page back). Keys of older
+ * versions, the raw value alone, simply stop matching and expire with it.
+ * Returns the key's length, 0 only when hashing failed (logged; the request
+ * is then not remembered). */
 static size_t ingest__key(const struct mqp_message *msg, const char *request_id,
-			  unsigned char key[static 1 + EVP_MAX_MD_SIZE])
+			  unsigned char key[static INGEST__KEY_MAX])
 {
 	const char *to = msg->response_topic ? msg->response_topic : "";
 	const void *value = msg->payload;
@@ -103,17 +112,27 @@ static size_t ingest__key(const struct mqp_message *msg, const char *request_id,
 		value = request_id;
 		n = strlen(request_id);
 	}
-	unsigned len = 0;
+	unsigned len = 0, vlen = 0;
+	int raw = n <= INGEST__KEY_RAW_MAX;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
-		 EVP_DigestUpdate(md, to, strlen(to) + 1) && EVP_DigestUpdate(md, value, n) &&
-		 EVP_DigestFinal_ex(md, key + 1, &len);
+		 EVP_DigestUpdate(md, to, strlen(to)) && EVP_DigestFinal_ex(md, key + 1, &len);
+	if (ok && !raw)
+		ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, value, n) &&
+		     EVP_DigestFinal_ex(md, key + 1 + len, &vlen);
 	EVP_MD_CTX_free(md);
 	if (!ok) {
 		mqp_warn("request_digest_failed", "effect=\"a redelivery of this request is stored again\"");
 		return 0;
 	}
-	return len + 1;
+	if (raw) {
+		if (n)
+			memcpy(key + 1 + len, value, n);
+		vlen = (unsigned)n;
+	} else {
+		key[0] = (unsigned char)(key[0] - 'a' + 'A');
+	}
+	return 1 + len + vlen;
 }
 
 /* Looks the key up: *reply is the first answer (free()) or NULL. */
@@ -153,7 +172,7 @@ static int ingest__ingest(struct ingest *g, struct mqp_ctx *ctx, const struct mq
 	struct ingest_user user;
 	struct ingest_errors errs;
 	char request_id[MQP_STR_MAX + 1];
-	unsigned char key[1 + EVP_MAX_MD_SIZE];
+	unsigned char key[INGEST__KEY_MAX];
 	int rc = ingest_parse(&g->rules, msg->payload, msg->len, &user, request_id, &errs);
 	if (rc == MQP_ERR_NOMEM)
 		return rc;
