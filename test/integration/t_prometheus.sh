@@ -4,13 +4,15 @@
 # against a counter and an aggregator: Prometheus' HTTP API answers the
 # counter's message rate and p99 handling time, labelled with its client id
 # (README "Monitoring with Prometheus"). The shipped files are changed only in
-# their ports, intervals and paths.
+# their broker address, ports, intervals and paths. PROM_SECURE=1
+# (t_prometheus_secure) does it on the secure profile, the exporter with an
+# identity of the reader role, configured as the README says.
 source "$(dirname "$0")/lib.sh"
-for b in prometheus prometheus-mqtt-exporter curl jq; do
+for b in prometheus promtool prometheus-mqtt-exporter curl jq; do
 	command -v "$b" >/dev/null || fail "$b is missing: scripts/bootstrap installs it"
 done
-it_setup
 mon=$MQPIPE_ROOT/monitoring
+secure=${PROM_SECURE:-0}
 
 # free_port: a loopback port nothing listens on.
 free_port() {
@@ -22,15 +24,45 @@ free_port() {
 	return 1
 }
 
-start_counter --metrics-interval 1
-start_agent aggregator mqpipe-aggregator -d "$T/aggregator.db" --metrics-interval 1
+if [ "$secure" = 1 ]; then
+	T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
+	trap it_cleanup EXIT
+	SEC=$T/broker
+	"$MQPIPE_ROOT/broker-config/secure/setup" "$SEC" --user mqpipe-prometheus:reader >/dev/null || fail "setup"
+	broker_start "$SEC" "$MQPIPE_ROOT/broker-config/secure/test.conf.in" || fail "cannot start the secure broker"
+	note "secure broker on $BROKER_URI"
+	creds() { # creds NAME: an agent's flags for identity mqpipe-NAME
+		echo "--cafile $SEC/ca.crt -u mqpipe-$1 --password-file $SEC/mqpipe-$1.password"
+	}
+	publish() { # publish TOPIC MESSAGE, as the publisher identity
+		mosquitto_pub -h 127.0.0.1 -p "$BROKER_PORT" --cafile "$SEC/ca.crt" -u mqpipe-publisher \
+			-P "$(cat "$SEC/mqpipe-publisher.password")" -q 1 -t "$1" -m "$2"
+	}
+else
+	it_setup
+	creds() { :; }
+	publish() { pub "$@"; }
+fi
 
-# The exporter: the shipped configuration, on the test broker.
+# shellcheck disable=SC2046
+start_counter --metrics-interval 1 $(creds counter)
+# shellcheck disable=SC2046
+start_agent aggregator mqpipe-aggregator -d "$T/aggregator.db" --metrics-interval 1 $(creds aggregator)
+
+# The exporter: the shipped configuration, on the test broker; on the secure
+# profile its user, password and CA as the README says.
 exp_port=$(free_port) || fail "no free port"
-sed -e "s|^  server: tcp://127.0.0.1:1883$|  server: tcp://127.0.0.1:$BROKER_PORT|" \
-	"$mon/mqtt-exporter.yaml" >"$T/mqtt-exporter.yaml"
-grep -q "server: tcp://127.0.0.1:$BROKER_PORT" "$T/mqtt-exporter.yaml" || fail "exporter config has no server line to adjust"
-prometheus-mqtt-exporter -config "$T/mqtt-exporter.yaml" -listen-address 127.0.0.1 \
+if [ "$secure" = 1 ]; then
+	sed -e "s|^  server: tcp://127.0.0.1:1883$|  server: ssl://127.0.0.1:$BROKER_PORT\\n  user: mqpipe-prometheus|" \
+		"$mon/mqtt-exporter.yaml" >"$T/mqtt-exporter.yaml"
+	exp_env=(MQTT2PROM_MQTT_PASSWORD="$(cat "$SEC/mqpipe-prometheus.password")" SSL_CERT_FILE="$SEC/ca.crt")
+else
+	sed -e "s|^  server: tcp://127.0.0.1:1883$|  server: tcp://127.0.0.1:$BROKER_PORT|" \
+		"$mon/mqtt-exporter.yaml" >"$T/mqtt-exporter.yaml"
+	exp_env=()
+fi
+grep -q "server: .*://127.0.0.1:$BROKER_PORT" "$T/mqtt-exporter.yaml" || fail "exporter config has no server line to adjust"
+env "${exp_env[@]}" prometheus-mqtt-exporter -config "$T/mqtt-exporter.yaml" -listen-address 127.0.0.1 \
 	-listen-port "$exp_port" 2>"$T/exporter.log" &
 PIDS+=($!)
 exported() { curl -sf "http://127.0.0.1:$exp_port/metrics" | grep -F "$1" >/dev/null; }
@@ -52,13 +84,13 @@ prometheus --config.file="$T/prometheus.yml" --storage.tsdb.path="$T/prometheus"
 PIDS+=($!)
 
 # One bad event: a dead letter for the counter to count.
-pub recv_message '{"moduleId":"prom-bad","timestamp":-5}'
+publish recv_message '{"moduleId":"prom-bad","timestamp":-5}'
 
 # A steady trickle of events while Prometheus scrapes, so each 1 s metrics
 # interval has messages to rate and time.
 (
 	for i in $(seq 1 600); do
-		mosquitto_pub -p "$BROKER_PORT" -q 1 -t recv_message -m "{\"moduleId\":\"prom-$((i % 7))\",\"timestamp\":$((1700000000 + i))}" || exit 0
+		publish recv_message "{\"moduleId\":\"prom-$((i % 7))\",\"timestamp\":$((1700000000 + i))}" || exit 0
 		sleep 0.1
 	done
 ) &
