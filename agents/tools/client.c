@@ -27,7 +27,7 @@ struct tool_client {
 	const struct mqp_options *opts;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int connected, subscribed;
+	int connected, subscribed, closed;
 	int session_s;       /* >0: the broker keeps the session this long after a disconnect */
 	char *const *filters; /* subscribed: taken again at every reconnect */
 	int n_filters;
@@ -432,20 +432,47 @@ long tool_failed(struct tool_client *c)
 	return n;
 }
 
+/* Disconnect done or failed: Paho has written everything queued before it. */
+static void client__on_closed(void *context, MQTTAsync_successData5 *r)
+{
+	(void)r;
+	struct tool_client *c = context;
+	client__signal(c, &c->closed);
+}
+
+static void client__on_close_failed(void *context, MQTTAsync_failureData5 *r)
+{
+	(void)r;
+	struct tool_client *c = context;
+	client__signal(c, &c->closed);
+}
+
 void tool_close(struct tool_client *c, int keep_session)
 {
 	if (!c)
 		return;
 	MQTTAsync_disconnectOptions dc = MQTTAsync_disconnectOptions_initializer5;
+	/* Waiting for the DISCONNECT to be written, not a fixed pause: Paho
+	 * writes it after every publish queued before it, so a QoS 0 publish
+	 * counted as sent reaches the broker even on a busy machine (a 50 ms
+	 * sleep before destroy once lost the last one of a replay). */
+	dc.onSuccess5 = client__on_closed;
+	dc.onFailure5 = client__on_close_failed;
+	dc.context = c;
 	/* A session kept only to ride out broker restarts ends with the tool. */
 	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
 			       .value.integer4 = 0};
 	if (c->session_s > 0 && !keep_session)
 		MQTTProperties_add(&dc.properties, &expiry);
-	if (MQTTAsync_isConnected(c->client))
-		MQTTAsync_disconnect(c->client, &dc);
+	if (MQTTAsync_isConnected(c->client) && MQTTAsync_disconnect(c->client, &dc) == MQTTASYNC_SUCCESS) {
+		struct timespec until;
+		client__deadline(&until, 5);
+		pthread_mutex_lock(&c->lock);
+		while (!c->closed && pthread_cond_timedwait(&c->cond, &c->lock, &until) == 0)
+			;
+		pthread_mutex_unlock(&c->lock);
+	}
 	MQTTProperties_free(&dc.properties);
-	usleep(50000);
 	MQTTAsync_destroy(&c->client);
 	/* Paho calls nothing back once destroyed: what is left is the tool's. */
 	while (c->live)
