@@ -39,7 +39,7 @@ SUITE = "bookworm"
 PACKAGES = sorted([
     "systemd", "systemd-sysv", "dbus", "mosquitto", "mosquitto-clients",
     "libpaho-mqtt1.3", "libcjson1", "libsqlite3-0", "libssl3", "python3",
-    "curl", "sqlite3", "prometheus", "prometheus-mqtt-exporter",
+    "curl", "sqlite3", "openssl", "prometheus", "prometheus-mqtt-exporter",
 ])
 AGENTS = ["counter", "dispatcher", "worker", "aggregator", "ingest", "alerter"]
 OUTPUT_TOPICS = ["success_rate", "job.summary", "dashboard.ready", "alerts/#",
@@ -124,8 +124,8 @@ def rootfs_tarball():
             note("cached rootfs %s" % tar)
             return tar
         note("making the rootfs with mmdebstrap (once; cached as %s)" % tar)
-        tmp = tar + ".part"
-        cmd = ["mmdebstrap", "--quiet", "--variant=minbase", "--include=" + ",".join(PACKAGES),
+        tmp = tar[:-len(".tar")] + ".part.tar"
+        cmd = ["mmdebstrap", "--quiet", "--variant=minbase", "--format=tar", "--include=" + ",".join(PACKAGES),
                SUITE, tmp] + sources
         start = time.monotonic()
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -304,6 +304,7 @@ class System:
         self.ct = ct
         self.work = work
         self.phase = 0
+        self.publisher = "mosquitto_pub -q 1"  # the development profile: anonymous on loopback
 
     def units(self):
         """The mqpipe units systemd knows of (loaded), by name."""
@@ -526,6 +527,7 @@ class System:
                     % (tls, s))
         time.sleep(1)
         pub = "mosquitto_pub %s -u mqpipe-publisher -P \"$(cat %s/mqpipe-publisher.password)\" -q 1" % (tls, s)
+        self.publisher = pub
         self.ct.run("%s -t recv_message -m '{\"moduleId\":\"ct-secure\",\"timestamp\":1767225700}' && "
                     "%s -t weekly_diagnostic -m '{\"moduleid\":\"ct-secure\",\"timestamp\":1767311999,\"attempts\":2}'"
                     % (pub, pub))
@@ -541,19 +543,27 @@ class System:
 
     def check_monitor(self):
         """Prometheus, configured as the Install section says, answers a
-        query on the counter's message rate."""
-        q = 'rate({__name__=~"mqpipe_.*messages.*"}[1m])'
+        query on the counter's message rate (README "Monitoring with
+        Prometheus"), while messages keep arriving."""
+        q = 'rate(mqpipe_messages_in_total{client_id="mqpipe-counter"}[1m])'
+        feed = self.ct.path("/root/ct/feed.sh")
+        os.makedirs(os.path.dirname(feed), exist_ok=True)
+        with open(feed, "w") as f:
+            f.write("for i in $(seq 1 150); do %s -t recv_message -m "
+                    "\"{\\\"moduleId\\\":\\\"ct-prom\\\",\\\"timestamp\\\":$((1767225600 + i))}\"; sleep 1; done\n"
+                    % self.publisher)
+        self.ct.run("systemd-run -q --unit=ct-prom-feed bash /root/ct/feed.sh")
+
         def answer():
             r = self.ct.run("curl -fsS --get --data-urlencode %s http://127.0.0.1:9090/api/v1/query"
                             % shquote("query=" + q), check=False)
             if r.returncode != 0:
                 return None
-            res = [x for x in json.loads(r.stdout)["data"]["result"] if "counter" in json.dumps(x["metric"])]
-            return res or None
-        self.ct.run("mosquitto_pub -q 1 -t recv_message -m '{\"moduleId\":\"ct-prom\",\"timestamp\":1767225700}'",
-                    check=False)
-        res = wait_for(120, answer, "Prometheus' answer on the counter's message rate")
-        note("Prometheus: %s" % res[0])
+            res = json.loads(r.stdout)["data"]["result"]
+            return [x for x in res if float(x["value"][1]) > 0] or None
+        res = wait_for(150, answer, "Prometheus' answer to %s above 0" % q)
+        self.ct.run("systemctl stop ct-prom-feed", check=False)
+        note("Prometheus: %s = %s" % (q, res[0]["value"][1]))
 
 
 def shquote(s):
@@ -574,6 +584,24 @@ CONF
 systemctl restart mosquitto
 systemctl daemon-reload
 systemctl enable --now mqpipe-counter mqpipe-dispatcher mqpipe-aggregator mqpipe-ingest mqpipe-alerter mqpipe-worker@1 mqpipe-worker@2
+"""), ("## (dev) monitor: Prometheus", """
+sed -i 's|^ARGS=.*|ARGS="-config /usr/share/mqpipe/prometheus/mqtt-exporter.yaml -listen-address 127.0.0.1"|' /etc/default/prometheus-mqtt-exporter
+cat /usr/share/mqpipe/prometheus/prometheus-scrape.yml >>/etc/prometheus/prometheus.yml
+promtool check config /etc/prometheus/prometheus.yml
+systemctl restart prometheus-mqtt-exporter prometheus
+"""), ("## (dev) secure", """
+/usr/share/mqpipe/secure/setup /etc/mqpipe/secure
+rm -f /etc/mosquitto/conf.d/mqpipe-dev.conf
+grep -vE '^(persistence|persistence_location|log_dest|log_type|autosave_interval) ' /usr/share/mqpipe/secure/mosquitto.conf >/etc/mosquitto/conf.d/mqpipe-secure.conf
+systemctl restart mosquitto
+for a in counter dispatcher aggregator ingest alerter; do
+  mkdir -p /etc/systemd/system/mqpipe-$a.service.d
+  printf '[Service]\nLoadCredential=password:/etc/mqpipe/secure/mqpipe-%s.password\nEnvironment=MQPIPE_BROKER=ssl://127.0.0.1:8883 MQPIPE_CAFILE=/etc/mqpipe/secure/ca.crt\nEnvironment=MQPIPE_USERNAME=mqpipe-%s MQPIPE_PASSWORD_FILE=%%d/password\n' $a $a >/etc/systemd/system/mqpipe-$a.service.d/secure.conf
+done
+mkdir -p /etc/systemd/system/mqpipe-worker@.service.d
+printf '[Service]\nLoadCredential=password:/etc/mqpipe/secure/mqpipe-worker-%%i.password\nEnvironment=MQPIPE_BROKER=ssl://127.0.0.1:8883 MQPIPE_CAFILE=/etc/mqpipe/secure/ca.crt\nEnvironment=MQPIPE_USERNAME=mqpipe-worker-%%i MQPIPE_PASSWORD_FILE=%%d/password\nExecStart=\nExecStart=/usr/bin/mqpipe-worker -i mqpipe-worker-%%i\n' >/etc/systemd/system/mqpipe-worker@.service.d/secure.conf
+systemctl daemon-reload
+systemctl restart 'mqpipe-*'
 """)]
 
 
@@ -583,6 +611,8 @@ def cmake_install(build, root):
     share = os.path.join(root, "usr/share/mqpipe")
     shutil.copytree(os.path.join(ROOT, "test/traces"), os.path.join(share, "traces"), dirs_exist_ok=True)
     shutil.copytree(os.path.join(ROOT, "broker-config/www"), os.path.join(share, "www"), dirs_exist_ok=True)
+    if os.path.isdir(os.path.join(ROOT, "monitoring")):
+        shutil.copytree(os.path.join(ROOT, "monitoring"), os.path.join(share, "prometheus"), dirs_exist_ok=True)
 
 
 def run(args):
@@ -593,6 +623,8 @@ def run(args):
     if os.geteuid() != 0:
         raise Skip("systemd-nspawn needs root")
     tar = rootfs_tarball()
+    if args.rootfs_only:
+        return
     work = tempfile.mkdtemp(prefix="mqpipe-ct.", dir="/var/tmp")
     ct = None
     try:
@@ -650,6 +682,8 @@ def run(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--keep", action="store_true", help="keep the work directory (the rootfs, the build)")
+    ap.add_argument("--rootfs-only", action="store_true",
+                    help="only make (or find) the cached rootfs, e.g. ahead of a CI run")
     ap.add_argument("--cmake-install", metavar="BUILD_DIR",
                     help="developers only: install from this cmake build (prefix /usr) instead of the .deb, "
                     "with the test's own enable step instead of README's")
@@ -660,6 +694,9 @@ def main():
         print("SKIP: %s" % e)
         return 77
     except Fail as e:
+        print("FAIL: %s" % e)
+        return 1
+    except (subprocess.CalledProcessError, OSError) as e:
         print("FAIL: %s" % e)
         return 1
     note("ok")

@@ -8,6 +8,7 @@
 # Skips where the machine cannot run containers, and on the sanitizer pass:
 # the package is built from the tree with Debian's flags, not from
 # $MQPIPE_BIN, so a second run would test the same thing again.
+# test-timeout: 900
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 case "${MQPIPE_BIN:-}" in
