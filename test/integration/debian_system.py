@@ -272,7 +272,7 @@ def install_blocks():
     if not m:
         raise Fail("README.md has no <!-- install:begin --> ... <!-- install:end --> section")
     blocks, heading = [], ""
-    for part in re.finditer(r"^(#{2,4} .*)$|^```sh\n(.*?)^```", m.group(1), re.M | re.S):
+    for part in re.finditer(r"^(#{2,4} [^\n]*)$|^```sh\n(.*?)^```", m.group(1), re.M | re.S):
         if part.group(1):
             heading = part.group(1)
         else:
@@ -661,7 +661,8 @@ def run(args):
                 done.append(kind_before)
             kind_before = kind
             note("README %s: running its block in the container" % heading.strip("# "))
-            r = ct.run("cd /root && set -ex\n" + body, check=False, timeout=180)
+            # As after a build: in the clone, the .debs beside it in its parent.
+            r = ct.run("mkdir -p /root/mqpipe && cd /root/mqpipe && set -ex\n" + body, check=False, timeout=180)
             if r.returncode != 0:
                 raise Fail("README block under %r failed (exit %d):\n%s" % (heading, r.returncode, r.stdout[-3000:]))
         if kind_before in checks:
