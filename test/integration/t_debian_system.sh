@@ -17,7 +17,4 @@ case "${MQPIPE_BIN:-}" in
 	exit 0
 	;;
 esac
-rc=0
-python3 "$here/debian_system.py" "$@" || rc=$?
-[ $rc -eq 77 ] && exit 0
-exit $rc
+exec python3 "$here/debian_system.py" "$@"
