@@ -304,9 +304,9 @@ def block_kind(heading, body):
     if "dpkg-buildpackage" in body:
         return "build"
     h = heading.lower()
-    if "prometheus" in body or "monitor" in h or "prometheus" in h:
+    if "monitor" in h or "prometheus" in h or "prometheus.yml" in body or "mqtt-exporter.yaml" in body:
         return "monitor"
-    if "secure" in h or "/secure/" in body:
+    if "secure" in h or "secure/setup" in body:
         return "secure"
     return "dev"
 
