@@ -447,7 +447,7 @@ class System:
         the container; returns when the replays end."""
         d, names, _ = self.traces()
         replays = " ".join("mqpipe-replay %s/%s.jsonl 2>>/root/ct/replay.err & " % (d, n) for n in names)
-        self.ct.run("set -e; pids=; for f in 1; do :; done; %s sleep 2; %s; wait" % (replays, fault),
+        self.ct.run("set -e; %s sleep 2; %s; wait" % (replays, fault),
                     timeout=120)
         note("replayed %s, %s meanwhile" % (" ".join(names), what))
 
