@@ -3,9 +3,10 @@
 # systemd-analyze verify without a word, each is Type=notify with a watchdog,
 # a restart policy, a state directory and the hardening options; the
 # README's secure drop-in for the workers verifies as well; and
-# cmake --install puts binaries, units, the broker configuration, schemas and
-# the README where Debian expects them. (t_counter_notify checks READY,
-# WATCHDOG and STOPPING over a real NOTIFY_SOCKET.)
+# cmake --install puts binaries, units, schemas, the live page, the traces,
+# the mosquitto snippets and the README where Debian expects them.
+# (t_counter_notify checks READY, WATCHDOG and STOPPING over a real
+# NOTIFY_SOCKET; t_package the Debian package.)
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -48,11 +49,11 @@ prefix=$(grep -m1 '^CMAKE_INSTALL_PREFIX:' "$BUILD/CMakeCache.txt" | cut -d= -f2
 for f in bin/mqpipe-counter bin/mqpipe-dispatcher bin/mqpipe-worker bin/mqpipe-aggregator \
 	bin/mqpipe-ingest bin/mqpipe-alerter lib/systemd/system/mqpipe-counter.service \
 	lib/systemd/system/mqpipe-worker@.service share/mqpipe/schemas/success_rate.schema.json \
-	share/doc/mqpipe/README.md share/mqpipe/secure/setup share/mqpipe/secure/roles share/mqpipe/secure/mosquitto.conf; do
+	share/doc/mqpipe/README.md share/mqpipe/secure/setup share/mqpipe/secure/roles share/mqpipe/secure/mosquitto.conf \
+	share/mqpipe/www/index.html share/mqpipe/www/app.js share/mqpipe/traces/fleet.jsonl \
+	share/mqpipe/mosquitto/mqpipe-dev.conf share/mqpipe/mosquitto/mqpipe-secure.conf; do
 	[ -e "$T/root$prefix/$f" ] || fail "cmake --install did not install $prefix/$f"
 done
-conf=$( [ "$prefix" = /usr ] && echo /etc || echo "$prefix/etc")
-[ -e "$T/root$conf/mqpipe/mosquitto.conf" ] || fail "no $conf/mqpipe/mosquitto.conf"
 grep -q "^ExecStart=$prefix/bin/mqpipe-counter" "$T/root$prefix/lib/systemd/system/mqpipe-counter.service" ||
 	fail "the installed unit does not start $prefix/bin/mqpipe-counter"
 echo "ok"
