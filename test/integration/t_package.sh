@@ -80,6 +80,20 @@ for c in "$S"/mosquitto/*.conf; do
 	fi
 done
 
+# Each snippet has every setting of its profile's own file
+# (broker-config/mosquitto.conf, broker-config/secure/mosquitto.conf) but
+# those Debian's file sets and the page's path; a listener by its port.
+for pair in mosquitto.conf:mqpipe-dev.conf secure/mosquitto.conf:mqpipe-secure.conf; do
+	src=$MQPIPE_ROOT/broker-config/${pair%%:*} snippet=$S/mosquitto/${pair##*:}
+	while read -r key rest; do
+		case $key in
+		'' | '#'* | persistence | persistence_location | log_dest | http_dir) continue ;;
+		listener) grep -q "^listener ${rest%% *} " "$snippet" || fail "$(basename "$snippet") lacks listener ${rest%% *}" ;;
+		*) grep -qxF "$key $rest" "$snippet" || fail "$(basename "$snippet") lacks '$key $rest' of $src" ;;
+		esac
+	done <"$src"
+done
+
 free_port() {
 	local p
 	for _ in $(seq 1 50); do
