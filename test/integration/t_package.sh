@@ -80,6 +80,20 @@ for c in "$S"/mosquitto/*.conf; do
 	fi
 done
 
+# Each snippet has every setting of its profile's own file
+# (broker-config/mosquitto.conf, broker-config/secure/mosquitto.conf) but
+# those Debian's file sets and the page's path; a listener by its port.
+for pair in mosquitto.conf:mqpipe-dev.conf secure/mosquitto.conf:mqpipe-secure.conf; do
+	src=$MQPIPE_ROOT/broker-config/${pair%%:*} snippet=$S/mosquitto/${pair##*:}
+	while read -r key rest; do
+		case $key in
+		'' | '#'* | persistence | persistence_location | log_dest | http_dir) continue ;;
+		listener) grep -q "^listener ${rest%% *} " "$snippet" || fail "$(basename "$snippet") lacks listener ${rest%% *}" ;;
+		*) grep -qxF "$key $rest" "$snippet" || fail "$(basename "$snippet") lacks '$key $rest' of $src" ;;
+		esac
+	done <"$src"
+done
+
 free_port() {
 	local p
 	for _ in $(seq 1 50); do
@@ -135,7 +149,23 @@ stop_pid "$BROKER_PID"
 BROKER_PID=
 note "Debian's mosquitto.conf + mqpipe-dev.conf: started, page served, counter online"
 
-"$S/secure/setup" "$T/secure" >"$T/setup.log" 2>&1 || fail "setup: $(tail -3 "$T/setup.log")"
+"$S/secure/setup" "$T/secure" --systemd "$T/dropins" >"$T/setup.log" 2>&1 || fail "setup: $(tail -3 "$T/setup.log")"
+# setup's drop-ins on the packaged units (ExecStart pointed into $R, the
+# template as instance 1, as in t_systemd) pass systemd-analyze verify.
+mkdir "$T/units"
+for u in "$R"/lib/systemd/system/*.service; do
+	name=$(basename "$u" | sed 's/@\.service$/@1.service/')
+	sed "s|^ExecStart=/usr/bin/|ExecStart=$R/usr/bin/|" "$u" >"$T/units/$name"
+	src=$T/dropins/$(basename "$u").d
+	[ -f "$src/secure.conf" ] || fail "setup --systemd wrote no $(basename "$u").d/secure.conf"
+	mkdir "$T/units/$name.d"
+	sed "s|^ExecStart=/usr/bin/|ExecStart=$R/usr/bin/|" "$src/secure.conf" >"$T/units/$name.d/secure.conf"
+done
+grep -q "^LoadCredential=password:$T/secure/mqpipe-worker-%i.password" "$T/units/mqpipe-worker@1.service.d/secure.conf" ||
+	fail "the worker's drop-in does not load its password: $(cat "$T/units/mqpipe-worker@1.service.d/secure.conf")"
+out=$(cd "$T/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify ./*.service 2>&1) ||
+	fail "systemd-analyze verify with setup's drop-ins: $out"
+[ -z "$out" ] || fail "systemd-analyze verify warned about setup's drop-ins: $out"
 debian_broker secure "$S/mosquitto/mqpipe-secure.conf"
 port_in_use "$MQTT_PORT" && fail "the secure profile listens on plain MQTT"
 counter_online "$T/secure" -b "ssl://127.0.0.1:$TLS_PORT" --cafile "$T/secure/ca.crt" \
