@@ -3,6 +3,7 @@
 # them) and 2 of the broker while the sample traces are replayed; nothing
 # expected may be missing, no natural key may hold two different outputs,
 # and the counter must hold exactly the distinct messages sent.
+# test-alone
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
 trap it_cleanup EXIT
