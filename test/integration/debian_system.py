@@ -637,8 +637,7 @@ def cmake_install(build, root):
     share = os.path.join(root, "usr/share/mqpipe")
     shutil.copytree(os.path.join(ROOT, "test/traces"), os.path.join(share, "traces"), dirs_exist_ok=True)
     shutil.copytree(os.path.join(ROOT, "broker-config/www"), os.path.join(share, "www"), dirs_exist_ok=True)
-    if os.path.isdir(os.path.join(ROOT, "monitoring")):
-        shutil.copytree(os.path.join(ROOT, "monitoring"), os.path.join(share, "prometheus"), dirs_exist_ok=True)
+    shutil.copytree(os.path.join(ROOT, "monitoring"), os.path.join(share, "prometheus"), dirs_exist_ok=True)
 
 
 def run(args):
@@ -684,27 +683,19 @@ def run(args):
                 note("README block %d: built above, on the host" % n)
                 continue
             if kind_before and kind != kind_before and kind_before in checks and kind_before not in done:
-                if kind_before != "monitor" or os.path.isdir(os.path.join(ROOT, "monitoring")):
-                    checks[kind_before]()
-                    done.append(kind_before)
+                checks[kind_before]()
+                done.append(kind_before)
             kind_before = kind
-            if kind == "monitor" and not os.path.isdir(os.path.join(ROOT, "monitoring")):
-                note("README block %d (monitor): NOT RUN, the tree has no monitoring/ (Prometheus' files)" % n)
-                continue
             note("README block %d (%s): %s" % (n, kind, body.strip().splitlines()[0][:70]))
             # As README says: root, in a directory holding the .deb files.
             r = ct.run("cd /root/debs && set -ex\n" + body, check=False, timeout=180)
             if r.returncode != 0:
                 raise Fail("README block %d failed (exit %d):\n%s" % (n, r.returncode, r.stdout[-3000:]))
-        if kind_before in checks and kind_before not in done and (
-                kind_before != "monitor" or os.path.isdir(os.path.join(ROOT, "monitoring"))):
+        if kind_before in checks and kind_before not in done:
             checks[kind_before]()
             done.append(kind_before)
         for k in ("dev", "secure", "monitor"):
             if k in done or args.cmake_install:
-                continue
-            if k == "monitor" and not os.path.isdir(os.path.join(ROOT, "monitoring")):
-                note("NOT CHECKED: Prometheus (the tree has no monitoring/)")
                 continue
             raise Fail("README's install section has no %s step to check" % k)
     finally:
