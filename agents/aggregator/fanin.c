@@ -38,7 +38,7 @@ int64_t fanin_due(const struct fanin_timing *t, const struct fanin_job *j)
 {
 	if (!fanin_complete(j))
 		return -1;
-	if (j->target == 0) /* nothing to wait for: at once (SPEC) */
+	if (j->target == 0) /* nothing to wait for: at once (README "Aggregator") */
 		return j->accepted_ms;
 	switch (t->mode) {
 	case FANIN_CLASSIC:

@@ -1,4 +1,4 @@
-/* The aggregator's rules (SPEC "Fan-out / fan-in jobs", "Dashboard fan-in")
+/* The aggregator's rules (README "Aggregator")
  * as pure functions: read its inputs, decide when a request's result goes
  * out in each fan-in mode and how many inputs were merged early, and render
  * job.summary and dashboard.ready. No SQLite, no MQTT, no clock: times are

@@ -1,4 +1,4 @@
-/* The alerter's rules (SPEC "Alerts") as pure functions: rules and their
+/* The alerter's rules (README "Alerts") as pure functions: rules and their
  * file, matching topics, reading a point, the window's running mean, the
  * decision, and the alert event. No SQLite, no MQTT, no clock. */
 #ifndef MQPIPE_WINDOW_H

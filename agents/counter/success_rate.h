@@ -1,4 +1,4 @@
-/* The module success-rate rules (SPEC "Module success rate"), as pure
+/* The module success-rate rules (README "The success rate"), as pure
  * functions over plain values: no SQLite, no MQTT. */
 #ifndef MQPIPE_SUCCESS_RATE_H
 #define MQPIPE_SUCCESS_RATE_H

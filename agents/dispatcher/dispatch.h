@@ -1,4 +1,4 @@
-/* The dispatcher's rules (SPEC "Fan-out / fan-in jobs", "Dashboard fan-in"),
+/* The dispatcher's rules (README "Fan-out"),
  * as pure functions: validate job.submit and dashboard.request, turn them
  * into a job of cases with each compute.request payload rendered, and build
  * job.accepted. No SQLite, no MQTT. */

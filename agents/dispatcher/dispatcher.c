@@ -214,7 +214,7 @@ int dispatcher_agent(struct mqp_agent *agent)
 		.handle = dispatcher__handle,
 		.tick = dispatcher__tick,
 		.state = d,
-		/* A job of JOBS_CASES_MAX cases (SPEC) is several MB of JSON. */
+		/* A job of JOBS_CASES_MAX cases (README "Fan-out") is several MB of JSON. */
 		.max_payload = 16L << 20,
 	};
 	return MQP_OK;

@@ -9,7 +9,7 @@
 #include "mqpipe/error.h"
 #include "validate.h"
 
-/* The seed's pattern, anchored (SPEC). */
+/* The seed's pattern, anchored (README "Ingestion"). */
 #define VALIDATE__EMAIL "^[A-Za-z][A-Za-z0-9]*@[A-Za-z0-9]+\\.com$"
 
 int ingest_error(struct ingest_errors *errs, const char *field, const char *fmt, ...)

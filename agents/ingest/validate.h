@@ -1,4 +1,4 @@
-/* The ingest agent's rules (SPEC "Validated ingestion") as pure functions:
+/* The ingest agent's rules (README "Ingestion") as pure functions:
  * decode a user.ingest request (a JSON object or a URL query string),
  * validate it with every failing field named, render the 200 and 400
  * replies, and read user.list requests and their opaque cursors. No SQLite,

@@ -1,4 +1,4 @@
-/* The rules of fan-out/fan-in jobs (SPEC "Fan-out / fan-in jobs") that
+/* The rules of fan-out/fan-in jobs (README "Fan-out" and "Fan-in") that
  * several agents share, as pure functions: case ids; for the counter,
  * job.accepted and compute.done, when a job is complete, aggregate.trigger.
  * No SQLite, no MQTT. */
@@ -12,9 +12,9 @@
 #include "mqpipe/json.h"
 
 #define JOBS_ID_MAX MQP_STR_MAX
-#define JOBS_CASES_MAX 100000 /* SPEC: up to 100 000 cases per job */
+#define JOBS_CASES_MAX 100000 /* README "Fan-out": up to 100 000 cases per job */
 
-/* The six dashboard sources (SPEC "Dashboard fan-in"), in the order their
+/* The six dashboard sources (README "Aggregator"), in the order their
  * cases are sent, with the seed's latency ranges (uniform, ms). */
 #define JOBS_SOURCES 6
 struct jobs_source {

@@ -211,9 +211,9 @@ static int options__default_db(struct mqp_options *opts, const char *name, char 
 	return 0;
 }
 
-/* Fills the defaults that come from SPEC ($MQPIPE_BROKER and the other
+/* Fills the defaults of README "Running it" ($MQPIPE_BROKER and the other
  * variables come after, in options__from_env). Workers are many per broker:
- * their default client id names the host (SPEC). */
+ * their default client id names the host (README "Running it"). */
 static void options__defaults(struct mqp_options *opts, const char *agent)
 {
 	memset(opts, 0, sizeof(*opts));

@@ -1,5 +1,5 @@
 /* mqpipe-record: records what the broker carries on some topic filters as a
- * trace (SPEC "Traces"): one JSON Lines record per message, flushed as it is
+ * trace (README "Traces: record and replay"): one JSON Lines record per message, flushed as it is
  * written, so a recorder killed at any moment leaves a readable file. */
 #include <pthread.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-/* mqpipe-replay: publishes a trace (SPEC "Traces") with its original spacing
+/* mqpipe-replay: publishes a trace (README "Traces: record and replay") with its original spacing
  * scaled by --speed, at --rate N per second, or --fast; waits for every
  * acknowledgement. Reads its own format, mosquitto_sub -F %J/%j output and
  * mqtt-recorder CSV, detected from the first line; a malformed line is

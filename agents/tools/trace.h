@@ -1,4 +1,4 @@
-/* Trace lines (SPEC "Traces") as pure functions: render a received message
+/* Trace lines (README "Traces: record and replay") as pure functions: render a received message
  * as one JSON Lines record, and read a line of any format the replay tool
  * accepts — its own, `mosquitto_sub -F %J` (or %j) output, and the CSV of
  * mqtt-recorder. No MQTT, no files. */

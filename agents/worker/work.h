@@ -1,4 +1,4 @@
-/* The worker's rules (SPEC "Fan-out / fan-in jobs", "Dashboard fan-in") as
+/* The worker's rules (README "Workers") as
  * pure functions: read a compute.request, decide how long its simulated work
  * takes, make its result (mock data of its kind for a dashboard source) and
  * build compute.done. Randomness comes from a caller-owned generator state, so

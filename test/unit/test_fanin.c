@@ -1,5 +1,5 @@
 /* The aggregator's rules: when each fan-in mode sends its result, what it
- * merged early, and how the results are rendered (SPEC "Dashboard fan-in"). */
+ * merged early, and how the results are rendered (README "Aggregator"). */
 #include <criterion/criterion.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* The counter's fan-in rules for jobs (SPEC "Fan-out / fan-in jobs"). */
+/* The counter's fan-in rules for jobs (README "Fan-out" and "Fan-in"). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>

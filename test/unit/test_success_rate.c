@@ -1,4 +1,4 @@
-/* The module success-rate rules (SPEC "Module success rate"), without a broker. */
+/* The module success-rate rules (README "The success rate"), without a broker. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* The ingest agent's rules (SPEC "Validated ingestion"): the query-string
+/* The ingest agent's rules (README "Ingestion"): the query-string
  * decoder, the three field rules with every failing field named, the replies,
  * and user.list's paging arguments. */
 #include <criterion/criterion.h>

@@ -1,4 +1,4 @@
-/* The alerter's rules (SPEC "Alerts"): the running window sum, the decision,
+/* The alerter's rules (README "Alerts"): the running window sum, the decision,
  * reading points, matching topics and the rules file. */
 #include <criterion/criterion.h>
 #include <math.h>

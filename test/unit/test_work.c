@@ -1,5 +1,5 @@
 /* The worker's rules: reading compute.request, how long work takes, mock
- * results and compute.done (SPEC "Fan-out / fan-in jobs", "Dashboard fan-in"). */
+ * results and compute.done (README "Workers"). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* sd_notify(3) without libsystemd: the protocol is one datagram to the
- * AF_UNIX socket named by $NOTIFY_SOCKET, and SPEC limits our dependencies to
- * the ones Debian's packages list there. */
+ * AF_UNIX socket named by $NOTIFY_SOCKET, and README "Architecture" keeps the
+ * agents' libraries to the few it lists. */
 #ifndef MQPIPE_NOTIFY_H
 #define MQPIPE_NOTIFY_H
 

@@ -1,4 +1,4 @@
-/* The flags every agent accepts (SPEC "Executables"), parsed with getopt_long.
+/* The flags every agent accepts (README "Running it", the flags table), parsed with getopt_long.
  *
  * An agent may add its own flags through struct mqp_extra_option; the runtime
  * parses both sets in one pass so usage errors look the same everywhere. */
@@ -15,7 +15,7 @@
 #define MQP_EX_TEMPFAIL 75  /* EX_TEMPFAIL: another agent holds the state */
 
 /* The number of elements of an array (not a pointer). */
-/* The default --max-payload: 1 MiB, far above any payload SPEC defines. */
+/* The default --max-payload: 1 MiB, far above any payload of README "Topics and payloads". */
 #define MQP_MAX_PAYLOAD_DEFAULT 1048576L
 /* The default --deadletter-max-bytes (16 MiB) and --deadletter-max-age (7 days). */
 #define MQP_DEADLETTER_MAX_BYTES_DEFAULT (16LL * 1024 * 1024)
@@ -69,7 +69,7 @@ enum mqp_parse_result {
 	MQP_PARSE_USAGE,       /* a usage error was printed: exit MQP_EX_USAGE */
 };
 
-/* Parses argv into *opts (defaults from SPEC, $MQPIPE_BROKER, $STATE_DIRECTORY).
+/* Parses argv into *opts (defaults from README "Running it", $MQPIPE_BROKER, $STATE_DIRECTORY).
  * Every MQPIPE_* variable that is set and not empty is checked as its flag
  * would be, whether or not the flag is also given: a bad one is a usage
  * error naming the variable (README "Running it").
