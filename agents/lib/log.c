@@ -63,11 +63,6 @@ const char *mqp_log_quote(char *buf, size_t size, const char *text)
 	return buf;
 }
 
-int mqp_log_enabled(enum mqp_log_level level)
-{
-	return level <= log__level;
-}
-
 /* snprintf at buf+*pos that never moves *pos past the last byte. */
 static void log__append(char *buf, size_t size, size_t *pos, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -178,20 +173,4 @@ void mqp_log(enum mqp_log_level level, const char *event, const char *fmt, ...)
 		line[pos - 1] = '\n';
 	ssize_t unused = write(STDERR_FILENO, line, pos);
 	(void)unused; /* nowhere left to report a failed write to stderr */
-}
-
-const char *mqp_strerror(int rc)
-{
-	switch (rc) {
-	case MQP_OK: return "ok";
-	case MQP_ERR_NOMEM: return "out of memory";
-	case MQP_ERR_INVAL: return "invalid argument";
-	case MQP_ERR_IO: return "i/o error";
-	case MQP_ERR_DB: return "database error";
-	case MQP_ERR_MQTT: return "mqtt error";
-	case MQP_ERR_INPUT: return "bad input";
-	case MQP_ERR_CORRUPT: return "corrupt file";
-	case MQP_ERR_BUSY: return "in use by another process";
-	default: return "unknown error";
-	}
 }

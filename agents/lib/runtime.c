@@ -485,11 +485,6 @@ const char *mqp_ctx_client_id(struct mqp_ctx *ctx)
 	return ctx->rt->opts.client_id;
 }
 
-struct mqp_store *mqp_ctx_store(struct mqp_ctx *ctx)
-{
-	return ctx->rt->store;
-}
-
 /* TCP_NODELAY makes every PUBACK its own segment through the whole TCP path,
  * which caps how fast a queued backlog drains; Nagle coalesces them. So when
  * the broker has a backlog for us (more than RUNTIME__BACKLOG_BYTES already

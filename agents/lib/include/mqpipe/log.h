@@ -18,9 +18,6 @@ void mqp_log_init(enum mqp_log_level level, enum mqp_log_format format, const ch
 /* Parses "error", "warn", "info", "debug". Returns 0, or MQP_ERR_INVAL. */
 int mqp_log_level_parse(const char *text, enum mqp_log_level *out);
 
-/* Whether a line at this level would be written (to skip costly formatting). */
-int mqp_log_enabled(enum mqp_log_level level);
-
 /* Logs one event. fmt (printf-style) yields the rest of the line as
  * `key=value key="quoted value"` pairs; in JSON format those pairs become fields. */
 void mqp_log(enum mqp_log_level level, const char *event, const char *fmt, ...)

@@ -112,9 +112,6 @@ int64_t mqp_ctx_unacked(struct mqp_ctx *ctx);
 /* The agent's MQTT client id (-i), e.g. for a worker to sign its outputs. */
 const char *mqp_ctx_client_id(struct mqp_ctx *ctx);
 
-/* The store, for the handler's prepared statements. */
-struct mqp_store *mqp_ctx_store(struct mqp_ctx *ctx);
-
 /* Dead-letters the message being handled (stored, and published on
  * deadletter/<topic>, counted in the metrics) while the handler's other
  * effects stay: for a handler that refuses a message but still answers it,
