@@ -165,7 +165,7 @@ static void options__usage(FILE *out, const struct mqp_options *opts, const char
 		"mqpipe %s agent: reads and writes events through an MQTT broker.\n\n"
 		OPTIONS__HELP_BROKER
 		"  -i, --client-id ID        MQTT client id and session (default the user name\n"
-		"                            given by -u, else mqpipe-%s)\n"
+		"                            given by -u, else mqpipe-%s%s)\n"
 		"  -d, --db PATH             SQLite state file (default $STATE_DIRECTORY/%s.db, "
 		"else ./var/%s.db)\n"
 		OPTIONS__HELP_PREFIX OPTIONS__HELP_CREDENTIALS
@@ -175,8 +175,7 @@ static void options__usage(FILE *out, const struct mqp_options *opts, const char
 		"      --sync MODE           normal (default: survives a process crash) or full\n"
 		"                            (fsync each message: survives power loss, slower)\n"
 		"      --max-payload N       longest payload in bytes; a longer one is a dead letter\n"
-		"                            holding its first bytes (default 1048576; the\n"
-		"                            dispatcher's 16777216, for jobs of 100 000 cases)\n"
+		"                            holding its first bytes (default %ld)\n"
 		"      --republish-window S  after a reconnect, publish again the outputs the broker\n"
 		"                            acknowledged in the last S seconds, which a broker crash\n"
 		"                            may have lost (default 10: twice the autosave; 0 off)\n"
@@ -184,7 +183,9 @@ static void options__usage(FILE *out, const struct mqp_options *opts, const char
 		"                            first (default 16777216; 0 keeps none)\n"
 		"      --deadletter-max-age D  dead letters older than D are dropped (3600, 90m,\n"
 		"                            24h, 7d; default 7d)\n",
-		agent, agent, agent, agent, agent);
+		agent, agent, agent, opts->instances_per_host ? "-HOSTNAME" : "",
+		opts->instances_per_host ? "CLIENT-ID" : agent, opts->instances_per_host ? "CLIENT-ID" : agent,
+		opts->max_payload_default ? opts->max_payload_default : (long)MQP_MAX_PAYLOAD_DEFAULT);
 	options__usage_extra(out, extra, n_extra);
 }
 
@@ -212,17 +213,18 @@ static int options__default_db(struct mqp_options *opts, const char *name, char 
 }
 
 /* Fills the defaults of README "Running it" ($MQPIPE_BROKER and the other
- * variables come after, in options__from_env). Workers are many per broker:
- * their default client id names the host (README "Running it"). */
-static void options__defaults(struct mqp_options *opts, const char *agent)
+ * variables come after, in options__from_env). An agent run as many
+ * instances per broker (the workers) gets a default client id naming the
+ * host (README "Running it"). */
+static void options__defaults(struct mqp_options *opts, const char *agent, int per_host)
 {
 	memset(opts, 0, sizeof(*opts));
 	opts->agent = agent;
 	snprintf(opts->broker, sizeof(opts->broker), "%s", "tcp://127.0.0.1:1883");
 	char host[64] = "";
-	if (strcmp(agent, "worker") == 0 && gethostname(host, sizeof(host) - 1) == 0 && *host &&
+	if (per_host && gethostname(host, sizeof(host) - 1) == 0 && *host &&
 	    !strpbrk(host, "+#/"))
-		snprintf(opts->client_id, sizeof(opts->client_id), "mqpipe-worker-%s", host);
+		snprintf(opts->client_id, sizeof(opts->client_id), "mqpipe-%s-%s", agent, host);
 	else
 		snprintf(opts->client_id, sizeof(opts->client_id), "mqpipe-%s", agent);
 	opts->log_level = MQP_LOG_INFO;
@@ -335,10 +337,13 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 					char **argv, const struct mqp_extra_option *extra,
 					size_t n_extra, void *extra_ctx, FILE *out, FILE *err)
 {
-	int max_args = opts->max_args;
+	int max_args = opts->max_args, per_host = opts->instances_per_host;
+	long max_payload_default = opts->max_payload_default;
 	const char *synopsis = opts->tool_synopsis, *about = opts->tool_about;
-	options__defaults(opts, agent);
+	options__defaults(opts, agent, per_host);
 	opts->max_args = max_args;
+	opts->instances_per_host = per_host;
+	opts->max_payload_default = max_payload_default;
 	opts->tool_synopsis = synopsis;
 	opts->tool_about = about;
 	struct option longopts[OPTIONS__N_COMMON + 32 + 1];
@@ -543,8 +548,8 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 	if (opts->has_username && !opts->has_client_id && opts->username[0] &&
 	    !strpbrk(opts->username, "+#/"))
 		options__copy(opts->client_id, sizeof(opts->client_id), opts->username);
-	/* Several workers on one host each need their own store and inbox. */
-	if (!db_given && strcmp(agent, "worker") == 0 &&
+	/* Several instances on one host each need their own store and inbox. */
+	if (!db_given && per_host &&
 	    options__default_db(opts, opts->client_id, msg, sizeof(msg))) {
 		fprintf(err, "mqpipe-%s: %s\n", agent, msg);
 		return MQP_PARSE_USAGE;

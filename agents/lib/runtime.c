@@ -1368,6 +1368,8 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 	memset(rt, 0, sizeof(*rt));
 	rt->state_lock = (struct mqp_state_lock){-1, -1};
 	rt->agent = agent;
+	rt->opts.instances_per_host = agent->instances_per_host;
+	rt->opts.max_payload_default = agent->max_payload;
 	switch (mqp_options_parse(&rt->opts, agent->name, argc, argv, agent->options,
 				  agent->n_options, agent->options_ctx, stdout, stderr)) {
 	case MQP_PARSE_EXIT_OK: return 0;

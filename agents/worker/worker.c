@@ -334,6 +334,7 @@ int worker_agent(struct mqp_agent *agent)
 	w->rng = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
 	*agent = (struct mqp_agent){
 		.name = "worker",
+		.instances_per_host = 1,
 		.subscriptions = worker__subscriptions,
 		.migrations = worker__migrations,
 		.n_migrations = MQP_LEN(worker__migrations),

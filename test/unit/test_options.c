@@ -94,7 +94,7 @@ Test(options, a_user_name_without_client_id_is_the_client_id)
 Test(options, the_user_name_from_the_environment_is_the_client_id)
 {
 	setenv("MQPIPE_USERNAME", "mqpipe-worker-3", 1);
-	struct mqp_options o = {0};
+	struct mqp_options o = {.instances_per_host = 1};
 	char *argv[] = {"mqpipe-worker", NULL};
 	cr_assert_eq(mqp_options_parse(&o, "worker", 1, argv, NULL, 0, NULL, out, err), MQP_PARSE_RUN);
 	cr_assert_str_eq(o.client_id, "mqpipe-worker-3");
@@ -403,4 +403,42 @@ Test(options, bad_dead_letter_bounds_are_usage_errors)
 	usage_error(PARSE(&o, "--deadletter-max-bytes", "16M"), "--deadletter-max-bytes '16M'");
 	reset_err();
 	usage_error(PARSE(&o, "--deadletter-max-age", "7w"), "--deadletter-max-age '7w'");
+}
+
+Test(options, an_agent_of_many_instances_is_named_after_its_host)
+{
+	char host[64] = "";
+	cr_assert_eq(gethostname(host, sizeof(host) - 1), 0);
+	char want_id[128], want_db[160];
+	snprintf(want_id, sizeof(want_id), "mqpipe-worker-%s", host);
+	snprintf(want_db, sizeof(want_db), "./var/%s.db", want_id);
+	struct mqp_options o = {.instances_per_host = 1};
+	char *argv[] = {"mqpipe-worker", NULL};
+	cr_assert_eq(mqp_options_parse(&o, "worker", 1, argv, NULL, 0, NULL, out, err), MQP_PARSE_RUN);
+	cr_assert_str_eq(o.client_id, want_id);
+	cr_assert_str_eq(o.db_path, want_db, "each instance's store follows its id");
+	cr_assert_eq(o.instances_per_host, 1, "kept across the parse, like max_args");
+}
+
+Test(options, an_agent_of_one_instance_is_named_after_itself_whatever_its_name)
+{
+	struct mqp_options o = {0};
+	char *argv[] = {"mqpipe-worker", NULL};
+	cr_assert_eq(mqp_options_parse(&o, "worker", 1, argv, NULL, 0, NULL, out, err), MQP_PARSE_RUN);
+	cr_assert_str_eq(o.client_id, "mqpipe-worker", "the library knows no agent by name");
+	cr_assert_str_eq(o.db_path, "./var/worker.db");
+}
+
+Test(options, help_shows_the_agents_own_max_payload)
+{
+	struct mqp_options o = {.max_payload_default = 16L << 20};
+	char *argv[] = {"mqpipe-dispatcher", "--help", NULL};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *help = open_memstream(&text, &len);
+	cr_assert_eq(mqp_options_parse(&o, "dispatcher", 2, argv, NULL, 0, NULL, help, err),
+		     MQP_PARSE_EXIT_OK);
+	fclose(help);
+	cr_assert(strstr(text, "(default 16777216)"), "%s", text);
+	free(text);
 }

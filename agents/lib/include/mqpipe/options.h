@@ -43,6 +43,12 @@ struct mqp_options {
 	int64_t deadletter_max_bytes;  /* --deadletter-max-bytes: dead letters kept, oldest dropped */
 	int64_t deadletter_max_age_ms; /* --deadletter-max-age: older dead letters are dropped */
 	int max_args;               /* operands allowed after the flags (tools: a file) */
+	/* Set before the call, from the agent (struct mqp_agent): many
+	 * instances per broker (the default client id names the host, the
+	 * default store the client id), and the default --max-payload --help
+	 * shows (0: MQP_MAX_PAYLOAD_DEFAULT). */
+	int instances_per_host;
+	long max_payload_default;
 	/* A tool's "[OPTION]... FILE" and one-line description, set before the
 	 * call: --help then shows them and only the connection flags. */
 	const char *tool_synopsis, *tool_about;

@@ -52,6 +52,10 @@ struct mqp_agent {
 	size_t n_options;
 	void *options_ctx;                 /* passed to the options' handlers */
 	long max_payload;                  /* default --max-payload; 0: MQP_MAX_PAYLOAD_DEFAULT */
+	/* Run as many instances per broker (the workers): the default client
+	 * id is mqpipe-<name>-<hostname> and the default store is named after
+	 * the client id, so instances on one host need only -i. */
+	int instances_per_host;
 	/* Where mqp_reply may answer: response topics must start with this
 	 * (before the --prefix, e.g. "replies/"; read once the flags are
 	 * parsed). NULL or "": any response topic. */
