@@ -341,6 +341,7 @@ int ingest_agent(struct mqp_agent *agent)
 		.init = ingest__init,
 		.fini = ingest__fini,
 		.reply_prefix = g->reply_prefix,
+		.refusal = ingest_reply_error,
 		.options = ingest__options,
 		.n_options = MQP_LEN(ingest__options),
 		.options_ctx = g,

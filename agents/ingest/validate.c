@@ -259,21 +259,37 @@ char *ingest_reply_ok(int64_t id, const struct ingest_user *user, int64_t create
 	return text;
 }
 
-char *ingest_reply_errors(const struct ingest_errors *errs)
+/* Renders {"status":400,"errors":[…]} from n (field, message) pairs. */
+static char *validate__reply_400(int n, const char *const *fields, const char *const *messages)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON *list = o && mqp_json_add_uint(o, "status", 400) ? cJSON_AddArrayToObject(o, "errors")
 							      : NULL;
 	int ok = list != NULL;
-	for (int i = 0; ok && i < errs->n; i++) {
+	for (int i = 0; ok && i < n; i++) {
 		cJSON *e = cJSON_CreateObject();
 		ok = e && cJSON_AddItemToArray(list, e) &&
-		     cJSON_AddStringToObject(e, "field", errs->e[i].field) &&
-		     cJSON_AddStringToObject(e, "message", errs->e[i].message);
+		     cJSON_AddStringToObject(e, "field", fields[i]) &&
+		     cJSON_AddStringToObject(e, "message", messages[i]);
 	}
 	char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
 	cJSON_Delete(o);
 	return text;
+}
+
+char *ingest_reply_errors(const struct ingest_errors *errs)
+{
+	const char *fields[INGEST_ERRORS_MAX], *messages[INGEST_ERRORS_MAX];
+	for (int i = 0; i < errs->n; i++) {
+		fields[i] = errs->e[i].field;
+		messages[i] = errs->e[i].message;
+	}
+	return validate__reply_400(errs->n, fields, messages);
+}
+
+char *ingest_reply_error(const char *field, const char *message)
+{
+	return validate__reply_400(1, &field, &message);
 }
 
 void ingest_cursor(int64_t id, char *out)

@@ -72,6 +72,10 @@ char *ingest_reply_ok(int64_t id, const struct ingest_user *user, int64_t create
 /* {"status":400,"errors":[{"field","message"}…]} */
 char *ingest_reply_errors(const struct ingest_errors *errs);
 
+/* The same with one error of any length (the runtime's refusals: a body over
+ * --max-payload, a response topic off --reply-prefix). NULL: no memory. */
+char *ingest_reply_error(const char *field, const char *message);
+
 /* A user.list request: {"limit"?: 1-1000 = 100, "after"?: cursor}; an empty
  * payload asks for the first page. Returns 0 with *limit and *after_id (0 =
  * from the start), MQP_ERR_INPUT with errs, or MQP_ERR_NOMEM. */

@@ -571,36 +571,26 @@ static int runtime__deadletter(struct mqp_ctx *ctx, const char *reason)
 /* Renders a request/response agent's answer to bad input:
  * {"status":400,"errors":[{"field":field,"message":message}]}. Returns a
  * malloc'ed string, or NULL when out of memory. */
-static char *runtime__error_reply(const char *field, const char *message)
-{
-	cJSON *o = cJSON_CreateObject(), *errs, *e;
-	char *text = NULL;
-	if (o && cJSON_AddNumberToObject(o, "status", 400) &&
-	    (errs = cJSON_AddArrayToObject(o, "errors")) && (e = cJSON_CreateObject()) &&
-	    cJSON_AddItemToArray(errs, e) && cJSON_AddStringToObject(e, "field", field) &&
-	    cJSON_AddStringToObject(e, "message", message))
-		text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return text;
-}
-
 /* Answers a request the agent never saw (its payload was over the limit) on
- * its response topic, with a 400 naming the body. Returns 0 or
- * MQP_ERR_NOMEM. */
+ * its response topic, with the agent's refusal naming the body (none
+ * without the hook). Returns 0 or MQP_ERR_NOMEM. */
 static int runtime__refuse_request(struct mqp_ctx *ctx, const char *reason)
 {
-	char *text = runtime__error_reply("body", reason);
+	if (!ctx->rt->agent->refusal)
+		return MQP_OK;
+	char *text = ctx->rt->agent->refusal("body", reason);
 	if (!text)
 		return MQP_ERR_NOMEM;
 	int rc = mqp_reply(ctx, ctx->msg->response_topic, text, strlen(text));
-	cJSON_free(text);
+	free(text);
 	return rc;
 }
 
 /* The handler answered a request whose response topic is not under the
  * reply prefix (mqp_reply noted the fallback topic): its effects are already
- * rolled back; the answer is a 400 naming the response topic, on the
- * fallback topic (with the --prefix). Returns 0 or a negative error. */
+ * rolled back; the answer is the agent's refusal naming the response topic,
+ * on the fallback topic (with the --prefix), or without the hook a dead
+ * letter. Returns 0 or a negative error. */
 static int runtime__refuse_reply(struct mqp_ctx *ctx)
 {
 	struct runtime *rt = ctx->rt;
@@ -611,7 +601,12 @@ static int runtime__refuse_reply(struct mqp_ctx *ctx)
 		return MQP_ERR_NOMEM;
 	snprintf(why, n, "response topic '%s' is not under '%s' (--reply-prefix): answered here instead",
 		 to, rt->reply_prefix);
-	char *text = runtime__error_reply("response_topic", why);
+	if (!rt->agent->refusal) { /* no answer of the agent's: the dead letter says it */
+		int rc = runtime__deadletter(ctx, why);
+		free(why);
+		return rc;
+	}
+	char *text = rt->agent->refusal("response_topic", why);
 	free(why);
 	if (!text)
 		return MQP_ERR_NOMEM;

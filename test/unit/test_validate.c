@@ -230,3 +230,17 @@ Test(list, limit_and_cursor)
 		cr_assert_str_eq(errs.e[0].field, bad[i][1], "%s", bad[i][0]);
 	}
 }
+
+Test(validate, a_refusal_is_one_400_error_of_any_length)
+{
+	char msg[600];
+	memset(msg, 'x', sizeof(msg) - 1);
+	msg[sizeof(msg) - 1] = '\0';
+	char *text = ingest_reply_error("response_topic", msg);
+	cr_assert_not_null(text);
+	char want[700];
+	snprintf(want, sizeof(want), "{\"status\":400,\"errors\":[{\"field\":\"response_topic\",\"message\":\"%s\"}]}",
+		 msg);
+	cr_assert_str_eq(text, want, "the whole message, not cut at an ingest_errors slot");
+	free(text);
+}

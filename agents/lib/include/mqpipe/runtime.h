@@ -60,6 +60,12 @@ struct mqp_agent {
 	 * (before the --prefix, e.g. "replies/"; read once the flags are
 	 * parsed). NULL or "": any response topic. */
 	const char *reply_prefix;
+	/* Optional: renders the answer to a request the runtime refuses for the
+	 * agent before or after its handler: field "body" for a payload over
+	 * --max-payload, "response_topic" for a response topic off reply_prefix;
+	 * message says why. Returns text the runtime frees with free(), or NULL
+	 * when out of memory. Without it such a request is only dead-lettered. */
+	char *(*refusal)(const char *field, const char *message);
 	/* Called once the store is open, before any message: prepare statements.
 	 * Returns 0 or a negative error (the agent then exits 1). */
 	int (*init)(void *state, struct mqp_store *store);
