@@ -54,6 +54,7 @@ struct ingest {
 	int64_t retain_ms;      /* --retain-requests: how long a repeat gets the first answer */
 	int64_t next_purge_ms;
 	char reply_prefix[256]; /* --reply-prefix, ending in '/' (or "": any) */
+	EVP_MD_CTX *md;         /* ingest__key's digests: one context, reset by each init */
 };
 
 static int ingest__init(void *state, struct mqp_store *store)
@@ -63,6 +64,8 @@ static int ingest__init(void *state, struct mqp_store *store)
 	if (ingest_rules_init(&g->rules))
 		return MQP_ERR_NOMEM;
 	g->rules_ready = 1;
+	if (!(g->md = EVP_MD_CTX_new()))
+		return MQP_ERR_NOMEM;
 	return mqp_store_prepare_all(store, ingest__sql, g->stmt, IS__COUNT);
 }
 
@@ -72,6 +75,7 @@ static void ingest__fini(void *state)
 	mqp_store_finalize_all(g->stmt, IS__COUNT);
 	if (g->rules_ready)
 		ingest_rules_free(&g->rules);
+	EVP_MD_CTX_free(g->md);
 	free(g);
 }
 
@@ -94,9 +98,10 @@ static void ingest__fini(void *state)
  * written instead of on a random page (issue 15's bench regression: a key
  * that was all digest made every insert read a page back). Keys of older
  * versions, the raw value alone, simply stop matching and expire with it.
+ * md is the agent's one digest context (ingest__init), reset here.
  * Returns the key's length, 0 only when hashing failed (logged; the request
  * is then not remembered). */
-static size_t ingest__key(const struct mqp_message *msg, const char *request_id,
+static size_t ingest__key(EVP_MD_CTX *md, const struct mqp_message *msg, const char *request_id,
 			  unsigned char key[static INGEST__KEY_MAX])
 {
 	const char *to = msg->response_topic ? msg->response_topic : "";
@@ -114,13 +119,11 @@ static size_t ingest__key(const struct mqp_message *msg, const char *request_id,
 	}
 	unsigned len = 0, vlen = 0;
 	int raw = n <= INGEST__KEY_RAW_MAX;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+	int ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
 		 EVP_DigestUpdate(md, to, strlen(to)) && EVP_DigestFinal_ex(md, key + 1, &len);
 	if (ok && !raw)
 		ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, value, n) &&
 		     EVP_DigestFinal_ex(md, key + 1 + len, &vlen);
-	EVP_MD_CTX_free(md);
 	if (!ok) {
 		mqp_warn("request_digest_failed", "effect=\"a redelivery of this request is stored again\"");
 		return 0;
@@ -176,7 +179,7 @@ static int ingest__ingest(struct ingest *g, struct mqp_ctx *ctx, const struct mq
 	int rc = ingest_parse(&g->rules, msg->payload, msg->len, &user, request_id, &errs);
 	if (rc == MQP_ERR_NOMEM)
 		return rc;
-	size_t klen = ingest__key(msg, request_id, key);
+	size_t klen = ingest__key(g->md, msg, request_id, key);
 	char *reply = NULL;
 	if (klen && (rc = ingest__remembered(g, key, klen, &reply)))
 		return rc;

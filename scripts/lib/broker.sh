@@ -9,6 +9,18 @@ port_in_use() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# free_port: prints a loopback port in 20000-59999 that nothing listens on
+# (50 random tries; returns 1 when all were taken). Whoever binds it may
+# still lose a race with another process, so callers retry on failure.
+free_port() {
+	local p i
+	for i in $(seq 1 50); do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		port_in_use "$p" || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
 # broker_start DIR [TEMPLATE]: starts mosquitto with TEMPLATE (default
 # broker-config/test.conf.in) in DIR on a free port. Sets BROKER_PORT,
 # BROKER_PID, BROKER_URI. Retries other ports if another process takes the
@@ -17,8 +29,7 @@ broker_start() {
 	local dir=$1 template=${2:-$MQPIPE_ROOT/broker-config/test.conf.in} tries port
 	mkdir -p "$dir"
 	for tries in 1 2 3 4 5 6 7 8 9 10; do
-		port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		port_in_use "$port" && continue
+		port=$(free_port) || continue
 		sed -e "s|@PORT@|$port|" -e "s|@DIR@|$dir|" -e "s|@USER@|$(id -un)|" \
 			"$template" >"$dir/mosquitto.conf"
 		mosquitto -c "$dir/mosquitto.conf" >"$dir/mosquitto.out" 2>&1 &
@@ -46,11 +57,8 @@ broker_start() {
 # websockets listener serving the live page, on a free port. Sets WEB_PORT.
 # Start it with broker_start DIR/broker DIR/web.conf.in.
 broker_web_template() {
-	local dir=$1 i
-	for i in $(seq 1 20); do
-		WEB_PORT=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		port_in_use "$WEB_PORT" || break
-	done
+	local dir=$1
+	WEB_PORT=$(free_port) || return 1
 	mkdir -p "$dir"
 	{
 		cat "$MQPIPE_ROOT/broker-config/test.conf.in"

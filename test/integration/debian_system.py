@@ -596,50 +596,6 @@ def shquote(s):
     return "'" + s.replace("'", "'\\''") + "'"
 
 
-# --cmake-install: a developer's shortcut while the package does not build
-# (an install from a cmake build configured with CMAKE_INSTALL_PREFIX=/usr, and
-# these steps instead of README's); the test proper always installs the .deb.
-DEV_BLOCKS = [("## (dev) enable", """
-cat >/etc/mosquitto/conf.d/mqpipe-dev.conf <<'CONF'
-listener 1883 127.0.0.1
-allow_anonymous true
-listener 9001 127.0.0.1
-protocol websockets
-http_dir /usr/share/mqpipe/www
-CONF
-systemctl restart mosquitto
-systemctl daemon-reload
-systemctl enable --now mqpipe-counter mqpipe-dispatcher mqpipe-aggregator mqpipe-ingest mqpipe-alerter mqpipe-worker@1 mqpipe-worker@2
-"""), ("## (dev) monitor: Prometheus", """
-sed -i 's|^ARGS=.*|ARGS="-config /usr/share/mqpipe/prometheus/mqtt-exporter.yaml -listen-address 127.0.0.1"|' /etc/default/prometheus-mqtt-exporter
-cat /usr/share/mqpipe/prometheus/prometheus-scrape.yml >>/etc/prometheus/prometheus.yml
-promtool check config /etc/prometheus/prometheus.yml
-systemctl restart prometheus-mqtt-exporter prometheus
-"""), ("## (dev) secure", """
-/usr/share/mqpipe/secure/setup /etc/mqpipe/secure
-rm -f /etc/mosquitto/conf.d/mqpipe-dev.conf
-grep -vE '^(persistence|persistence_location|log_dest|log_type|autosave_interval) ' /usr/share/mqpipe/secure/mosquitto.conf >/etc/mosquitto/conf.d/mqpipe-secure.conf
-systemctl restart mosquitto
-for a in counter dispatcher aggregator ingest alerter; do
-  mkdir -p /etc/systemd/system/mqpipe-$a.service.d
-  printf '[Service]\nLoadCredential=password:/etc/mqpipe/secure/mqpipe-%s.password\nEnvironment=MQPIPE_BROKER=ssl://127.0.0.1:8883 MQPIPE_CAFILE=/etc/mqpipe/secure/ca.crt\nEnvironment=MQPIPE_USERNAME=mqpipe-%s MQPIPE_PASSWORD_FILE=%%d/password\n' $a $a >/etc/systemd/system/mqpipe-$a.service.d/secure.conf
-done
-mkdir -p /etc/systemd/system/mqpipe-worker@.service.d
-printf '[Service]\nLoadCredential=password:/etc/mqpipe/secure/mqpipe-worker-%%i.password\nEnvironment=MQPIPE_BROKER=ssl://127.0.0.1:8883 MQPIPE_CAFILE=/etc/mqpipe/secure/ca.crt\nEnvironment=MQPIPE_USERNAME=mqpipe-worker-%%i MQPIPE_PASSWORD_FILE=%%d/password\nExecStart=\nExecStart=/usr/bin/mqpipe-worker -i mqpipe-worker-%%i\n' >/etc/systemd/system/mqpipe-worker@.service.d/secure.conf
-systemctl daemon-reload
-systemctl restart 'mqpipe-*'
-""")]
-
-
-def cmake_install(build, root):
-    env = dict(os.environ, DESTDIR=root)
-    subprocess.run(["cmake", "--install", build], env=env, check=True, stdout=subprocess.DEVNULL)
-    share = os.path.join(root, "usr/share/mqpipe")
-    shutil.copytree(os.path.join(ROOT, "test/traces"), os.path.join(share, "traces"), dirs_exist_ok=True)
-    shutil.copytree(os.path.join(ROOT, "broker-config/www"), os.path.join(share, "www"), dirs_exist_ok=True)
-    shutil.copytree(os.path.join(ROOT, "monitoring"), os.path.join(share, "prometheus"), dirs_exist_ok=True)
-
-
 def run(args):
     for tool in ("systemd-nspawn", "nsenter", "mmdebstrap", "dpkg-buildpackage", "jq"):
         if not shutil.which(tool):
@@ -653,13 +609,11 @@ def run(args):
     work = tempfile.mkdtemp(prefix="mqpipe-ct.", dir="/var/tmp")
     ct = None
     try:
-        debs = [] if args.cmake_install else build_debs(work)
-        blocks = DEV_BLOCKS if args.cmake_install else install_blocks()
+        debs = build_debs(work)
+        blocks = install_blocks()
         root = os.path.join(work, "root")
         os.makedirs(root)
         prepare_root(tar, root)
-        if args.cmake_install:
-            cmake_install(args.cmake_install, root)
         os.makedirs(os.path.join(root, "root/debs"))
         for d in debs:
             shutil.copy2(d, os.path.join(root, "root/debs", os.path.basename(d)))
@@ -695,7 +649,7 @@ def run(args):
             checks[kind_before]()
             done.append(kind_before)
         for k in ("dev", "secure", "monitor"):
-            if k in done or args.cmake_install:
+            if k in done:
                 continue
             raise Fail("README's install section has no %s step to check" % k)
     finally:
@@ -712,9 +666,6 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory (the rootfs, the build)")
     ap.add_argument("--rootfs-only", action="store_true",
                     help="only make (or find) the cached rootfs, e.g. ahead of a CI run")
-    ap.add_argument("--cmake-install", metavar="BUILD_DIR",
-                    help="developers only: install from this cmake build (prefix /usr) instead of the .deb, "
-                    "with the test's own enable step instead of README's")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally clauses stop the container
     try:

@@ -94,15 +94,6 @@ for pair in mosquitto.conf:mqpipe-dev.conf secure/mosquitto.conf:mqpipe-secure.c
 	done <"$src"
 done
 
-free_port() {
-	local p
-	for _ in $(seq 1 50); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		port_in_use "$p" || { echo "$p"; return 0; }
-	done
-	return 1
-}
-
 # debian_broker NAME SNIPPET: Debian's mosquitto.conf with its paths in
 # $T/NAME and SNIPPET (ports and paths moved) in its include_dir; starts it
 # and waits for the websockets port. Sets BROKER_PID, MQTT_PORT, WEB_PORT.

@@ -14,16 +14,6 @@ done
 mon=$MQPIPE_ROOT/monitoring
 secure=${PROM_SECURE:-0}
 
-# free_port: a loopback port nothing listens on.
-free_port() {
-	local p i
-	for i in $(seq 1 50); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		port_in_use "$p" || { echo "$p"; return 0; }
-	done
-	return 1
-}
-
 if [ "$secure" = 1 ]; then
 	T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
 	trap it_cleanup EXIT
