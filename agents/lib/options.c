@@ -54,6 +54,24 @@ int mqp_parse_long(const char *text, long min, long max, long *out)
 	return MQP_OK;
 }
 
+int mqp_parse_number(const char *text, double min, double max, double *out)
+{
+	char *end;
+	double v = strtod(text, &end);
+	if (end == text || *end || !(v >= min && v <= max)) /* NaN is out of every range */
+		return MQP_ERR_INVAL;
+	*out = v;
+	return MQP_OK;
+}
+
+int mqp_number_arg(const char *arg, double min, double max, double *out, char *err, size_t errlen)
+{
+	if (mqp_parse_number(arg, min, max, out) == MQP_OK)
+		return 0;
+	snprintf(err, errlen, "'%s': a number from %g to %g", arg, min, max);
+	return -1;
+}
+
 /* Copies src into dst[size]; returns MQP_ERR_INVAL when it does not fit. */
 static int options__copy(char *dst, size_t size, const char *src)
 {

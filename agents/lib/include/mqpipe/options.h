@@ -106,6 +106,13 @@ int mqp_read_option_file(const char *path, char *buf, size_t cap, size_t *len, c
 /* Parses a whole decimal number in [min, max]. Returns 0 or MQP_ERR_INVAL. */
 int mqp_parse_long(const char *text, long min, long max, long *out);
 
+/* Parses a decimal number (strtod's syntax) in [min, max]. Returns 0 or MQP_ERR_INVAL. */
+int mqp_parse_number(const char *text, double min, double max, double *out);
+
+/* mqp_parse_number for a tool's flag handler: on error err says
+ * "'text': a number from MIN to MAX". Returns 0 or -1. */
+int mqp_number_arg(const char *arg, double min, double max, double *out, char *err, size_t errlen);
+
 /* Parses a retention-style duration: whole seconds, or a number followed by
  * s, m, h or d, at most ten years. Returns 0 with *ms set, or MQP_ERR_INVAL. */
 int mqp_parse_duration(const char *text, int64_t *ms);
