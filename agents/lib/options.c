@@ -367,6 +367,7 @@ static int options__duration(struct options__ctx *c, const struct options__row *
 
 static void options__usage(struct options__ctx *c);
 
+/* -h: prints --help on c->out. Returns 1: the program ends. */
 static int options__help(struct options__ctx *c, const struct options__row *r, const char *what,
 			 const char *arg)
 {
@@ -375,6 +376,7 @@ static int options__help(struct options__ctx *c, const struct options__row *r, c
 	return 1;
 }
 
+/* -V: prints the version on c->out. Returns 1: the program ends. */
 static int options__version(struct options__ctx *c, const struct options__row *r,
 			    const char *what, const char *arg)
 {
@@ -449,6 +451,7 @@ static const struct options__row options__rows[] = {
 #define OPTIONS__EXTRA_BASE 2000
 #define OPTIONS__MAX_EXTRA 32
 
+/* --log-format's enum is stored as an int (options__store). */
 _Static_assert(sizeof(enum mqp_log_format) == sizeof(int), "options__store writes an int");
 
 /* Whether row r applies to this program (an agent: all; a tool: the connection part). */

@@ -157,13 +157,19 @@ Test(options, a_missing_password_file_is_a_usage_error)
 	usage_error(PARSE(&o, "--password-file", "/nonexistent/pw"), "--password-file");
 }
 
+/* Writes text into a new file named after path (a mkstemp template). */
+static void temp_file(char *path, const char *text)
+{
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
 Test(options, environment_supplies_credentials_and_flags_override_them)
 {
 	char path[] = "/tmp/mqpipe-test-pw.XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert(fd >= 0);
-	cr_assert_eq(write(fd, "s3cret\nignored\n", 15), 15);
-	close(fd);
+	temp_file(path, "s3cret\nignored\n");
 	setenv("MQPIPE_USERNAME", "mqpipe-counter", 1);
 	setenv("MQPIPE_PASSWORD_FILE", path, 1);
 	setenv("MQPIPE_CAFILE", path, 1);
@@ -456,10 +462,7 @@ static enum mqp_parse_result parse_tool(struct mqp_options *o, int argc, char **
 Test(options, a_tool_takes_the_connection_flags)
 {
 	char path[] = "/tmp/mqpipe-options-pw.XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert(fd >= 0);
-	cr_assert_eq(write(fd, "pw\n", 3), 3);
-	close(fd);
+	temp_file(path, "pw\n");
 	struct mqp_options o = {0};
 	char *argv[] = {"mqpipe-record", "-b", "ssl://h:8883", "-u", "me", "--password-file", path,
 			"--cafile", path, "-p", "ns", NULL};
