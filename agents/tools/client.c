@@ -257,6 +257,65 @@ static void client__on_subscribed(void *ctx, MQTTAsync_successData5 *r)
 	client__signal(c, &c->subscribed);
 }
 
+/* The client id: -i's, else name-PID. */
+static void client__id(const struct mqp_options *opts, const char *name, char *id, size_t size)
+{
+	if (opts->has_client_id)
+		snprintf(id, size, "%s", opts->client_id);
+	else
+		snprintf(id, size, "%s-%d", name, (int)getpid());
+}
+
+/* The credentials and TLS of the common flags into co (c->ssl holds the
+ * TLS options). On the secure profile the broker makes the user name the
+ * client id, so another -i is warned about. */
+static void client__credentials(struct tool_client *c, const char *name, const char *id,
+				MQTTAsync_connectOptions *co)
+{
+	const struct mqp_options *opts = c->opts;
+	if (opts->has_username)
+		co->username = opts->username;
+	if (opts->has_username && opts->has_client_id && strcmp(id, opts->username) != 0)
+		fprintf(stderr,
+			"%s: warning: client id %s is not the user name %s; a broker with "
+			"use_username_as_clientid (the secure profile) names the session %s\n",
+			name, id, opts->username, opts->username);
+	if (opts->has_password)
+		co->password = opts->password;
+	if (mqp_net_uri_tls(opts->broker)) {
+		MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+		c->ssl = ssl;
+		c->ssl.trustStore = opts->cafile[0] ? opts->cafile : NULL;
+		c->ssl.keyStore = opts->cert[0] ? opts->cert : NULL;
+		c->ssl.privateKey = opts->key[0] ? opts->key : NULL;
+		co->ssl = &c->ssl;
+	}
+}
+
+/* Starts connecting c (created) as id. Returns Paho's code. */
+static int client__start(struct tool_client *c, const char *name, const char *id)
+{
+	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
+	/* A kept session makes Paho send again, with DUP, the publishes a broker
+	 * restart cut off, and has the broker queue a subscriber's messages
+	 * while it is away. */
+	MQTTProperties props = MQTTProperties_initializer;
+	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
+			       .value.integer4 = (unsigned)c->session_s};
+	co.cleanstart = c->session_s > 0 ? 0 : 1;
+	if (c->session_s > 0 && MQTTProperties_add(&props, &expiry) == 0)
+		co.connectProperties = &props;
+	co.maxInflight = 65535;
+	co.automaticReconnect = 1;
+	co.connectTimeout = 5;
+	co.onSuccess5 = client__on_connect_ok;
+	co.context = c;
+	client__credentials(c, name, id, &co);
+	int rc = MQTTAsync_connect(c->client, &co);
+	MQTTProperties_free(&props); /* Paho keeps its own copy for reconnects */
+	return rc;
+}
+
 struct tool_client *tool_connect(const struct mqp_options *opts, const char *name,
 				 MQTTAsync_messageArrived *arrived, void *ctx, int timeout_s,
 				 int session_s)
@@ -270,10 +329,7 @@ struct tool_client *tool_connect(const struct mqp_options *opts, const char *nam
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	char id[160];
-	if (opts->has_client_id)
-		snprintf(id, sizeof(id), "%s", opts->client_id);
-	else
-		snprintf(id, sizeof(id), "%s-%d", name, (int)getpid());
+	client__id(opts, name, id, sizeof(id));
 	MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
 	cro.maxBufferedMessages = 1 << 20;
 	if (MQTTAsync_createWithOptions(&c->client, opts->broker, id, MQTTCLIENT_PERSISTENCE_NONE,
@@ -285,42 +341,7 @@ struct tool_client *tool_connect(const struct mqp_options *opts, const char *nam
 	mqp_net_paho_quiet();
 	MQTTAsync_setCallbacks(c->client, ctx, NULL, arrived, NULL);
 	MQTTAsync_setConnected(c->client, c, client__on_connected);
-	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
-	/* A kept session makes Paho send again, with DUP, the publishes a broker
-	 * restart cut off, and has the broker queue a subscriber's messages
-	 * while it is away. */
-	MQTTProperties props = MQTTProperties_initializer;
-	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
-			       .value.integer4 = (unsigned)session_s};
-	co.cleanstart = session_s > 0 ? 0 : 1;
-	if (session_s > 0 && MQTTProperties_add(&props, &expiry) == 0)
-		co.connectProperties = &props;
-	co.maxInflight = 65535;
-	co.automaticReconnect = 1;
-	co.connectTimeout = 5;
-	co.onSuccess5 = client__on_connect_ok;
-	co.context = c;
-	if (opts->has_username)
-		co.username = opts->username;
-	/* On the secure profile the broker makes the user name the client id. */
-	if (opts->has_username && opts->has_client_id && strcmp(id, opts->username) != 0)
-		fprintf(stderr,
-			"%s: warning: client id %s is not the user name %s; a broker with "
-			"use_username_as_clientid (the secure profile) names the session %s\n",
-			name, id, opts->username, opts->username);
-	if (opts->has_password)
-		co.password = opts->password;
-	if (mqp_net_uri_tls(opts->broker)) {
-		MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-		c->ssl = ssl;
-		c->ssl.trustStore = opts->cafile[0] ? opts->cafile : NULL;
-		c->ssl.keyStore = opts->cert[0] ? opts->cert : NULL;
-		c->ssl.privateKey = opts->key[0] ? opts->key : NULL;
-		co.ssl = &c->ssl;
-	}
-	int rc = MQTTAsync_connect(c->client, &co);
-	MQTTProperties_free(&props); /* Paho keeps its own copy for reconnects */
-	if (rc != MQTTASYNC_SUCCESS) {
+	if (client__start(c, name, id) != MQTTASYNC_SUCCESS) {
 		fprintf(stderr, "%s: cannot connect to %s\n", name, opts->broker);
 		tool_close(c, 0);
 		return NULL;

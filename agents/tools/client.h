@@ -1,4 +1,4 @@
-/* The MQTT client the tools share (record, replay): an MQTT 5 connection
+/* The MQTT client the tools share (record, replay, load): an MQTT 5 connection
  * from the common flags (broker, credentials, TLS, client id), TCP_NODELAY,
  * subscriptions taken again at every reconnect, and a blocking wait for the
  * connection and for every acknowledgement. Agents use the runtime instead. */

@@ -39,27 +39,14 @@ static double replay__now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int replay__number(const char *arg, double lo, double hi, double *out, char *err,
-			  size_t errlen)
-{
-	char *end;
-	double v = strtod(arg, &end);
-	if (end == arg || *end || !(v >= lo && v <= hi)) {
-		snprintf(err, errlen, "'%s': a number from %g to %g", arg, lo, hi);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 static int replay__speed(void *ctx, const char *arg, char *err, size_t errlen)
 {
-	return replay__number(arg, 1e-3, 1e6, &((struct replay *)ctx)->speed, err, errlen);
+	return mqp_number_arg(arg, 1e-3, 1e6, &((struct replay *)ctx)->speed, err, errlen);
 }
 
 static int replay__rate(void *ctx, const char *arg, char *err, size_t errlen)
 {
-	return replay__number(arg, 1e-3, 1e7, &((struct replay *)ctx)->rate, err, errlen);
+	return mqp_number_arg(arg, 1e-3, 1e7, &((struct replay *)ctx)->rate, err, errlen);
 }
 
 static int replay__fast(void *ctx, const char *arg, char *err, size_t errlen)
@@ -143,108 +130,159 @@ static int replay__send(struct tool_client *c, const struct mqp_options *opts,
 	return rc;
 }
 
-int main(int argc, char **argv)
+/* A replay in progress. */
+struct replay_run {
+	struct replay r;
+	struct mqp_options opts;
+	struct tool_client *c;
+	const char *path;
+	FILE *in;
+	int tty;                 /* progress on standard error */
+	long sent, skipped;
+	double start, last_progress, lag;
+	double offset;           /* the trace time where this pass starts (--loop) */
+	enum trace_format format; /* detected from the first trace line */
+	char *line;
+	size_t cap;
+};
+
+/* Parses argv into run->r and run->opts. Returns -1 to go on, else the
+ * exit code (0 after --help, MQP_EX_USAGE after a usage error, printed). */
+static int replay__parse(struct replay_run *run, int argc, char **argv)
 {
-	struct replay r = {.speed = 1, .loops = 1, .qos = -1};
-	struct mqp_options opts = {
+	run->r = (struct replay){.speed = 1, .loops = 1, .qos = -1};
+	run->opts = (struct mqp_options){
 		.max_args = 1,
 		.tool_synopsis = "[OPTION]... FILE",
 		.tool_about = "Publishes a trace (mqpipe JSON Lines, mosquitto_sub -F %J, or mqtt-recorder\n"
 			      "CSV; FILE - is standard input) with its recorded spacing, and waits for\n"
 			      "every acknowledgement.",
 	};
-	switch (mqp_options_parse(&opts, "replay", argc, argv, replay__options,
-				  MQP_LEN(replay__options), &r, stdout, stderr)) {
+	switch (mqp_options_parse(&run->opts, "replay", argc, argv, replay__options,
+				  MQP_LEN(replay__options), &run->r, stdout, stderr)) {
 	case MQP_PARSE_EXIT_OK: return 0;
 	case MQP_PARSE_USAGE: return MQP_EX_USAGE;
 	case MQP_PARSE_RUN: break;
 	}
-	if (opts.n_args != 1 || (r.fast && r.rate > 0)) {
-		fputs(opts.n_args != 1 ? "mqpipe-replay: give the trace FILE (- for standard input)\n"
-				       : "mqpipe-replay: --fast and --rate exclude each other\n", stderr);
+	const char *why = NULL;
+	if (run->opts.n_args != 1)
+		why = "give the trace FILE (- for standard input)";
+	else if (run->r.fast && run->r.rate > 0)
+		why = "--fast and --rate exclude each other";
+	else if (strcmp(run->opts.args[0], "-") == 0 && run->r.loops > 1)
+		why = "--loop needs a file, not standard input";
+	if (why) {
+		fprintf(stderr, "mqpipe-replay: %s\n", why);
 		return MQP_EX_USAGE;
 	}
-	const char *path = opts.args[0];
-	int from_stdin = strcmp(path, "-") == 0;
-	if (from_stdin && r.loops > 1) {
-		fputs("mqpipe-replay: --loop needs a file, not standard input\n", stderr);
-		return MQP_EX_USAGE;
+	run->path = run->opts.args[0];
+	return -1;
+}
+
+/* Waits for t's time on the schedule (--speed, --rate or --fast), then
+ * publishes it and shows progress. Returns 0 or -1 (printed). */
+static int replay__play(struct replay_run *run, const struct trace_msg *t)
+{
+	const struct replay *r = &run->r;
+	double due = r->fast ? 0 : r->rate > 0 ? (double)run->sent / r->rate : (run->offset + t->t) / r->speed;
+	double now = replay__now() - run->start;
+	if (due > now)
+		usleep((useconds_t)((due - now) * 1e6));
+	else
+		run->lag = now - due;
+	if (replay__send(run->c, &run->opts, t, r->qos >= 0 ? r->qos : t->qos, REPLAY__WINDOW))
+		return -1;
+	run->sent++;
+	now = replay__now();
+	if (run->tty && now - run->last_progress >= 0.5) {
+		run->last_progress = now;
+		fprintf(stderr, "\r%ld sent, %.0f msg/s, %.3f s behind schedule   ", run->sent,
+			run->sent / (now - run->start), r->fast ? 0.0 : run->lag);
 	}
-	FILE *in = from_stdin ? stdin : fopen(path, "r");
-	if (!in) {
-		fprintf(stderr, "mqpipe-replay: cannot read '%s': %s\n", path, strerror(errno));
-		return 66; /* EX_NOINPUT */
+	return 0;
+}
+
+/* One line of the trace (n bytes, the lineno-th): a message is played, a
+ * malformed line reported and skipped. *first and *last_t are the pass's
+ * first and latest message times. Returns 0 or -1 (a publish failed). */
+static int replay__line(struct replay_run *run, long lineno, ssize_t n, double *first, double *last_t)
+{
+	if (run->format == TRACE_UNKNOWN && (run->format = trace_detect(run->line)) == TRACE_UNKNOWN &&
+	    strspn(run->line, " \t\r\n") != (size_t)n) {
+		fprintf(stderr, "%s:%ld: not a trace line (mqpipe JSON Lines, mosquitto_sub -F %%J, "
+				"or mqtt-recorder CSV)\n", run->path, lineno);
+		run->skipped++;
+		return 0;
 	}
-	struct tool_client *c = tool_connect(&opts, "mqpipe-replay", NULL, NULL, 30, REPLAY__SESSION_S);
-	if (!c)
-		return 69;
-	int tty = isatty(2);
-	long sent = 0, skipped = 0;
-	double start = replay__now(), last_progress = start, lag = 0, offset = 0;
-	char *line = NULL;
-	size_t cap = 0;
-	enum trace_format format = TRACE_UNKNOWN;
-	for (long pass = 0; pass < r.loops; pass++) {
-		if (pass > 0)
-			rewind(in);
-		double first = -1, last_t = 0;
-		long lineno = 0;
-		ssize_t n;
-		while ((n = getline(&line, &cap, in)) >= 0) {
-			lineno++;
-			if (format == TRACE_UNKNOWN && (format = trace_detect(line)) == TRACE_UNKNOWN &&
-			    strspn(line, " \t\r\n") != (size_t)n) {
-				fprintf(stderr, "%s:%ld: not a trace line (mqpipe JSON Lines, mosquitto_sub -F %%J, "
-						"or mqtt-recorder CSV)\n", path, lineno);
-				skipped++;
-				continue;
-			}
-			struct trace_msg t;
-			char err[300] = "";
-			int rc = format == TRACE_UNKNOWN ? 1 : trace_parse(format, line, &first, &t, err, sizeof(err));
-			if (rc < 0) {
-				fprintf(stderr, "%s:%ld: %s, skipped\n", path, lineno, err);
-				skipped++;
-				continue;
-			}
-			if (rc > 0)
-				continue;
-			double due = r.fast ? 0 : r.rate > 0 ? (double)sent / r.rate : (offset + t.t) / r.speed;
-			double now = replay__now() - start;
-			if (due > now)
-				usleep((useconds_t)((due - now) * 1e6));
-			else
-				lag = now - due;
-			last_t = t.t;
-			if (replay__send(c, &opts, &t, r.qos >= 0 ? r.qos : t.qos, REPLAY__WINDOW)) {
-				trace_msg_free(&t);
-				free(line);
-				tool_close(c, 0);
-				return 1;
-			}
-			trace_msg_free(&t);
-			sent++;
-			now = replay__now();
-			if (tty && now - last_progress >= 0.5) {
-				last_progress = now;
-				fprintf(stderr, "\r%ld sent, %.0f msg/s, %.3f s behind schedule   ", sent,
-					sent / (now - start), r.fast ? 0.0 : lag);
-			}
-		}
-		offset += last_t + (r.speed > 0 ? 0.001 : 0);
+	struct trace_msg t;
+	char err[300] = "";
+	int rc = run->format == TRACE_UNKNOWN ? 1 : trace_parse(run->format, run->line, first, &t, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "%s:%ld: %s, skipped\n", run->path, lineno, err);
+		run->skipped++;
 	}
-	free(line);
-	if (in != stdin)
-		fclose(in);
-	long left = tool_drain(c, 60);
-	double secs = replay__now() - start;
-	long failed = tool_failed(c);
-	if (tty)
+	if (rc != 0)
+		return 0;
+	*last_t = t.t;
+	rc = replay__play(run, &t);
+	trace_msg_free(&t);
+	return rc;
+}
+
+/* One pass over the trace (--loop N makes N, each after the last). Returns 0 or -1. */
+static int replay__pass(struct replay_run *run)
+{
+	double first = -1, last_t = 0;
+	long lineno = 0;
+	ssize_t n;
+	while ((n = getline(&run->line, &run->cap, run->in)) >= 0)
+		if (replay__line(run, ++lineno, n, &first, &last_t))
+			return -1;
+	run->offset += last_t + (run->r.speed > 0 ? 0.001 : 0);
+	return 0;
+}
+
+/* Waits for the acknowledgements and prints the summary. Returns the exit code. */
+static int replay__report(struct replay_run *run)
+{
+	long left = tool_drain(run->c, 60);
+	double secs = replay__now() - run->start;
+	long failed = tool_failed(run->c);
+	if (run->tty)
 		fputc('\n', stderr);
 	fprintf(stderr, "mqpipe-replay: %ld messages sent in %.2f s (%.0f msg/s), %ld acknowledged, "
 			"%ld refused, %ld unanswered, %ld lines skipped, %ld sent again after a drop\n",
-		sent, secs, secs > 0 ? sent / secs : 0.0, tool_acked(c), failed, left, skipped,
-		tool_resent(c));
-	tool_close(c, 0);
+		run->sent, secs, secs > 0 ? run->sent / secs : 0.0, tool_acked(run->c), failed, left,
+		run->skipped, tool_resent(run->c));
 	return left || failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct replay_run run;
+	int code = replay__parse(&run, argc, argv);
+	if (code >= 0)
+		return code;
+	run.in = strcmp(run.path, "-") == 0 ? stdin : fopen(run.path, "r");
+	if (!run.in) {
+		fprintf(stderr, "mqpipe-replay: cannot read '%s': %s\n", run.path, strerror(errno));
+		return 66; /* EX_NOINPUT */
+	}
+	run.c = tool_connect(&run.opts, "mqpipe-replay", NULL, NULL, 30, REPLAY__SESSION_S);
+	if (!run.c)
+		return 69; /* EX_UNAVAILABLE */
+	run.tty = isatty(2);
+	run.start = run.last_progress = replay__now();
+	int failed = 0;
+	for (long pass = 0; pass < run.r.loops && !failed; pass++) {
+		if (pass > 0)
+			rewind(run.in);
+		failed = replay__pass(&run) != 0;
+	}
+	free(run.line);
+	if (run.in != stdin)
+		fclose(run.in);
+	code = failed ? 1 : replay__report(&run);
+	tool_close(run.c, 0);
+	return code;
 }

@@ -157,13 +157,19 @@ Test(options, a_missing_password_file_is_a_usage_error)
 	usage_error(PARSE(&o, "--password-file", "/nonexistent/pw"), "--password-file");
 }
 
+/* Writes text into a new file named after path (a mkstemp template). */
+static void temp_file(char *path, const char *text)
+{
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
 Test(options, environment_supplies_credentials_and_flags_override_them)
 {
 	char path[] = "/tmp/mqpipe-test-pw.XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert(fd >= 0);
-	cr_assert_eq(write(fd, "s3cret\nignored\n", 15), 15);
-	close(fd);
+	temp_file(path, "s3cret\nignored\n");
 	setenv("MQPIPE_USERNAME", "mqpipe-counter", 1);
 	setenv("MQPIPE_PASSWORD_FILE", path, 1);
 	setenv("MQPIPE_CAFILE", path, 1);
@@ -441,4 +447,55 @@ Test(options, help_shows_the_agents_own_max_payload)
 	fclose(help);
 	cr_assert(strstr(text, "(default 16777216)"), "%s", text);
 	free(text);
+}
+
+/* Parses argv as the tool "record" does (tool_synopsis set). */
+static enum mqp_parse_result parse_tool(struct mqp_options *o, int argc, char **argv)
+{
+	o->tool_synopsis = "[OPTION]...";
+	enum mqp_parse_result r = mqp_options_parse(o, "record", argc, argv, NULL, 0, NULL, out, err);
+	fflush(out);
+	fflush(err);
+	return r;
+}
+
+Test(options, a_tool_takes_the_connection_flags)
+{
+	char path[] = "/tmp/mqpipe-options-pw.XXXXXX";
+	temp_file(path, "pw\n");
+	struct mqp_options o = {0};
+	char *argv[] = {"mqpipe-record", "-b", "ssl://h:8883", "-u", "me", "--password-file", path,
+			"--cafile", path, "-p", "ns", NULL};
+	cr_assert_eq(parse_tool(&o, 11, argv), MQP_PARSE_RUN, "%s", err_buf);
+	cr_assert_str_eq(o.broker, "ssl://h:8883");
+	cr_assert_str_eq(o.password, "pw");
+	cr_assert_str_eq(o.cafile, path);
+	cr_assert_str_eq(o.prefix, "ns");
+	unlink(path);
+}
+
+Test(options, a_tool_refuses_the_agents_flags_its_help_does_not_list)
+{
+	struct mqp_options o = {0};
+	char *db[] = {"mqpipe-record", "-d", "x.db", NULL};
+	usage_error(parse_tool(&o, 3, db), "unknown option '-d'");
+	char *sync[] = {"mqpipe-record", "--sync", "full", NULL};
+	cr_assert_eq(parse_tool(&o, 3, sync), MQP_PARSE_USAGE);
+	cr_assert(strstr(err_buf, "unknown option '--sync'"), "%s", err_buf);
+	char *help[] = {"mqpipe-record", "--help", NULL};
+	cr_assert_eq(parse_tool(&o, 2, help), MQP_PARSE_EXIT_OK);
+	cr_assert(strstr(out_buf, "--cafile F") && !strstr(out_buf, "--sync"), "%s", out_buf);
+}
+
+Test(options, a_file_flag_given_with_equals_is_named_in_the_error)
+{
+	struct mqp_options o = {0};
+	usage_error(PARSE(&o, "--cert=/nonexistent/cert.pem"),
+		    "--cert /nonexistent/cert.pem: cannot read the file");
+}
+
+Test(options, a_flag_without_an_argument_given_one_is_refused_by_name)
+{
+	struct mqp_options o = {0};
+	usage_error(PARSE(&o, "--help=x"), "unknown option '--help=x'");
 }

@@ -1,7 +1,12 @@
 /* The flags every agent accepts (README "Running it", the flags table), parsed with getopt_long.
  *
- * An agent may add its own flags through struct mqp_extra_option; the runtime
- * parses both sets in one pass so usage errors look the same everywhere. */
+ * options.c holds them as one table (name, letter, argument, parser, range,
+ * environment variable, help line), from which the parse, the MQPIPE_*
+ * defaults and --help all come. Its connection part (broker, client id,
+ * prefix, credentials, TLS) is what the tools (mqpipe-record, -replay,
+ * -load) take. An agent or tool may add its own flags through struct
+ * mqp_extra_option; both sets are parsed in one pass so usage errors look
+ * the same everywhere. */
 #ifndef MQPIPE_OPTIONS_H
 #define MQPIPE_OPTIONS_H
 
@@ -50,7 +55,8 @@ struct mqp_options {
 	int instances_per_host;
 	long max_payload_default;
 	/* A tool's "[OPTION]... FILE" and one-line description, set before the
-	 * call: --help then shows them and only the connection flags. */
+	 * call: only the connection flags are then taken, and --help shows
+	 * them, the tool's own and these. */
 	const char *tool_synopsis, *tool_about;
 	char **args;                /* the operands, when max_args > 0 */
 	int n_args;
@@ -105,6 +111,13 @@ int mqp_read_option_file(const char *path, char *buf, size_t cap, size_t *len, c
 
 /* Parses a whole decimal number in [min, max]. Returns 0 or MQP_ERR_INVAL. */
 int mqp_parse_long(const char *text, long min, long max, long *out);
+
+/* Parses a decimal number (strtod's syntax) in [min, max]. Returns 0 or MQP_ERR_INVAL. */
+int mqp_parse_number(const char *text, double min, double max, double *out);
+
+/* mqp_parse_number for a tool's flag handler: on error err says
+ * "'text': a number from MIN to MAX". Returns 0 or -1. */
+int mqp_number_arg(const char *arg, double min, double max, double *out, char *err, size_t errlen);
 
 /* Parses a retention-style duration: whole seconds, or a number followed by
  * s, m, h or d, at most ten years. Returns 0 with *ms set, or MQP_ERR_INVAL. */
