@@ -3,9 +3,9 @@ point -> alert latency."""
 import re
 import time
 
-from .clients import make_session, publish_lines, publish_paced, read_stamped, start_agent, sub_cmd, write_lines
+from .clients import delivery_rate, make_session, publish_lines, publish_paced, read_stamped, start_agent, sub_cmd, write_lines
 from .fixture import stop_process
-from .measure import mb, median, now, peak_kb, rank, rate, write_result
+from .measure import mb, median, peak_kb, rank, write_result
 
 METRICS = 10000
 METRIC = re.compile(r'.*"metric":"([^"]*)')  # the last "metric" field of a payload
@@ -65,18 +65,10 @@ def bench_alerts(ws, args):
         write_lines(path, points(events, r))
         total = events + 2
         make_session(ws, "bench-raw", "raw/points")
-        sub = ws.spawn(sub_cmd(ws, "-q", "1", "-i", "bench-raw", "-c", "-t", "raw/points", "-C", str(total)))
-        time.sleep(0.2)
-        t0 = now()
-        publish_lines(ws, "raw/points", path)
-        sub.wait()
-        raw_rates.append(rate(total, t0, now()))
-        sub = ws.spawn(sub_cmd(ws, "-q", "1", "-t", f"bench/alerts/points/end{r}", "-C", "1"))
-        time.sleep(0.2)
-        t0 = now()
-        publish_lines(ws, "bench/points", path)
-        sub.wait()
-        agent_rates.append(rate(total, t0, now()))
+        raw_rates.append(delivery_rate(ws, ("-q", "1", "-i", "bench-raw", "-c", "-t", "raw/points", "-C", str(total)),
+                                       lambda: publish_lines(ws, "raw/points", path), total))
+        agent_rates.append(delivery_rate(ws, ("-q", "1", "-t", f"bench/alerts/points/end{r}", "-C", "1"),
+                                         lambda: publish_lines(ws, "bench/points", path), total))
         print("  run %d: raw %8.0f points/s   alerter %8.0f points/s" % (r, raw_rates[-1], agent_rates[-1]), flush=True)
     lat = alert_latency(ws, 1700000000 + runs * 100000 + events // METRICS + 60)
     raw_med, agent_med = median(raw_rates), median(agent_rates)

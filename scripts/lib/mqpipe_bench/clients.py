@@ -147,3 +147,16 @@ def start_counter(ws, log):
     """The counter as the counter benchmarks run it: state in DIR/counter.db,
     metrics every second, log DIR/LOG.log; not waited for."""
     return start_agent(ws, "counter", "mqpipe-counter", "--metrics-interval", "1", log=log, online=False)
+
+
+def delivery_rate(ws, sub_args, feed, count, stdout=subprocess.DEVNULL):
+    """Starts mosquitto_sub with SUB_ARGS (which make it end once it has
+    what it waits for, e.g. -C N), gives it 0.2 s to subscribe, calls FEED()
+    and waits for the subscriber: returns COUNT per second from just before
+    FEED to the subscriber's end. Its messages go to STDOUT."""
+    sub = ws.spawn(sub_cmd(ws, *sub_args), stdout=stdout)
+    time.sleep(0.2)
+    t0 = time.time()
+    feed()
+    sub.wait()
+    return count / (time.time() - t0)

@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import time
 
-from .clients import (make_session, publish, publish_lines, publish_paced, read_stamped, run,
+from .clients import (delivery_rate, make_session, publish, publish_lines, publish_paced, read_stamped, run,
                       start_counter, sub_cmd, wait_for_log, write_lines)
 from .fixture import BenchError, stop_process
 from .measure import mb, median, now, peak_kb, rank, rate, write_result
@@ -73,23 +73,15 @@ def bench_counter(ws, args):
     for r in range(1, runs + 1):
         write_lines(recv, recv_lines(f"live{r}", events))
         make_session(ws, "bench-raw", "raw/recv_message")
-        sub = ws.spawn(sub_cmd(ws, "-q", "1", "-i", "bench-raw", "-c", "-t", "raw/recv_message", "-C", str(events)))
-        time.sleep(0.2)
-        t0 = now()
-        publish_lines(ws, "raw/recv_message", recv)
-        sub.wait()
-        raw_rates.append(rate(events, t0, now()))
+        raw_rates.append(delivery_rate(ws, ("-q", "1", "-i", "bench-raw", "-c", "-t", "raw/recv_message", "-C", str(events)),
+                                       lambda: publish_lines(ws, "raw/recv_message", recv), events))
 
+        def feed():
+            publish_lines(ws, "bench/recv_message", recv)
+            publish(ws, "bench/weekly_diagnostic", diagnostic(f"live{r}", events + 1, events))
         with open(sr, "w") as f:
-            sub = ws.spawn(sub_cmd(ws, "-q", "1", "-t", "bench/success_rate", "-C", "1"), stdout=f)
-        time.sleep(0.2)
-        t0 = now()
-        publish_lines(ws, "bench/recv_message", recv)
-        publish(ws, "bench/weekly_diagnostic", diagnostic(f"live{r}", events + 1, events))
-        sub.wait()
-        t1 = now()
+            agent_rates.append(delivery_rate(ws, ("-q", "1", "-t", "bench/success_rate", "-C", "1"), feed, events, f))
         expect_received(sr, events, "counter")
-        agent_rates.append(rate(events, t0, t1))
         print("  run %d: raw %8.0f ev/s   counter %8.0f ev/s" % (r, raw_rates[-1], agent_rates[-1]), flush=True)
     peak = peak_kb(counter)
 
@@ -108,16 +100,12 @@ def bench_counter(ws, args):
         stdout=subprocess.DEVNULL)
     drain_raw = rate(events, t0, now())
 
+    drainer = []  # the counter started inside the timed feed
     with open(sr, "w") as f:
-        sub = ws.spawn(sub_cmd(ws, "-q", "1", "-t", "bench/success_rate", "-C", "1"), stdout=f)
-    time.sleep(0.2)
-    t0 = now()
-    counter = start_counter(ws, "drain")
-    sub.wait()
-    t1 = now()
+        drain_agent = delivery_rate(ws, ("-q", "1", "-t", "bench/success_rate", "-C", "1"),
+                                    lambda: drainer.append(start_counter(ws, "drain")), events, f)
     expect_received(sr, events, "drain")
-    drain_agent = rate(events, t0, t1)
-    peak = max(peak, peak_kb(counter))
+    peak = max(peak, peak_kb(drainer[0]))
 
     raw_med, agent_med = median(raw_rates), median(agent_rates)
     rtt50, rtt99 = (round(rank(lat, q), 3) for q in (0.5, 0.99)) if lat else (0, 0)

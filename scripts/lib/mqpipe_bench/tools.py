@@ -5,11 +5,31 @@ import json
 import os
 import subprocess
 import sys
-import time
 
-from .clients import make_session, publish_lines, run, sub_cmd, write_lines
+from .clients import delivery_rate, make_session, publish_lines, run, sub_cmd, write_lines
 from .fixture import BenchError
 from .measure import median, now, rate, write_result
+
+
+def replay(ws, trace):
+    """Publishes TRACE with mqpipe-replay --fast; BenchError (its standard
+    error shown) when it fails."""
+    with open(ws.path("replay.err"), "wb") as err:
+        code = subprocess.call([os.path.join(ws.bin, "mqpipe-replay"), "-b", ws.broker.uri, "--fast", trace],
+                               stderr=err, stdin=subprocess.DEVNULL)
+    if code != 0:
+        sys.stderr.write(open(ws.path("replay.err"), errors="replace").read())
+        raise BenchError(f"mqpipe-replay failed (exit {code})")
+
+
+def summary(ws, name, line, messages, runs, tool, yardstick):
+    """Prints LINE with the medians of the tool's and the yardstick's rates
+    (TOOL and YARDSTICK: (JSON key, rates)), their ratio and RUNS; writes
+    build/bench/NAME.json."""
+    t, y = median(tool[1]), median(yardstick[1])
+    print()
+    print(line % (t, y, t / y, runs))
+    write_result(ws.root, name, {"messages": messages, "runs": runs, tool[0]: t, yardstick[0]: y, "ratio": t / y})
 
 
 def bench_replay(ws, args):
@@ -26,31 +46,13 @@ def bench_replay(ws, args):
                                          for line in lines))
     pub, rep = [], []
     for r in range(1, runs + 1):
-        sub = ws.spawn(sub_cmd(ws, "-q", "1", "-t", "raw/replay", "-C", str(events)))
-        time.sleep(0.2)
-        t0 = now()
-        publish_lines(ws, "raw/replay", ws.path("lines.txt"))
-        sub.wait()
-        pub.append(rate(events, t0, now()))
-        sub = ws.spawn(sub_cmd(ws, "-q", "1", "-t", "raw/replay", "-C", str(events)))
-        time.sleep(0.2)
-        t0 = now()
-        with open(ws.path("replay.err"), "wb") as err:
-            code = subprocess.call([os.path.join(ws.bin, "mqpipe-replay"), "-b", b.uri, "--fast", ws.path("trace.jsonl")],
-                                   stderr=err, stdin=subprocess.DEVNULL)
-        if code != 0:
-            sys.stderr.write(open(ws.path("replay.err"), errors="replace").read())
-            raise BenchError(f"mqpipe-replay failed (exit {code})")
-        sub.wait()
-        rep.append(rate(events, t0, now()))
+        sub_args = ("-q", "1", "-t", "raw/replay", "-C", str(events))
+        pub.append(delivery_rate(ws, sub_args, lambda: publish_lines(ws, "raw/replay", ws.path("lines.txt")), events))
+        rep.append(delivery_rate(ws, sub_args, lambda: replay(ws, ws.path("trace.jsonl")), events))
         print("  run %d: mosquitto_pub -l %8.0f msg/s   mqpipe-replay --fast %8.0f msg/s" % (r, pub[-1], rep[-1]),
               flush=True)
-    p, r = median(pub), median(rep)
-    print()
-    print("replay --fast %8.0f msg/s  mosquitto_pub -l %8.0f msg/s  ratio %.2f  (median of %d, target >= 1)"
-          % (r, p, r / p, runs))
-    write_result(ws.root, "replay", {"messages": events, "runs": runs, "replay_fast_mps": r,
-                                     "mosquitto_pub_mps": p, "ratio": r / p})
+    summary(ws, "replay", "replay --fast %8.0f msg/s  mosquitto_pub -l %8.0f msg/s  ratio %.2f  (median of %d, target >= 1)",
+            events, runs, ("replay_fast_mps", rep), ("mosquitto_pub_mps", pub))
 
 
 def bench_record(ws, args):
@@ -86,9 +88,5 @@ def bench_record(ws, args):
         recs.append(rate(events, t0, t1))
         print("  run %d: mosquitto_sub -c %8.0f msg/s   mqpipe-record -c %8.0f msg/s" % (r, subs[-1], recs[-1]),
               flush=True)
-    s, r = median(subs), median(recs)
-    print()
-    print("drain  mqpipe-record %8.0f msg/s  mosquitto_sub %8.0f msg/s  ratio %.2f  (median of %d)"
-          % (r, s, r / s, runs))
-    write_result(ws.root, "record", {"messages": events, "runs": runs, "record_mps": r,
-                                     "mosquitto_sub_mps": s, "ratio": r / s})
+    summary(ws, "record", "drain  mqpipe-record %8.0f msg/s  mosquitto_sub %8.0f msg/s  ratio %.2f  (median of %d)",
+            events, runs, ("record_mps", recs), ("mosquitto_sub_mps", subs))
