@@ -3,7 +3,8 @@ point -> alert latency."""
 import re
 import time
 
-from .clients import delivery_rate, make_session, publish_lines, publish_paced, read_stamped, start_agent, sub_cmd, write_lines
+from .clients import (delivery_rate, make_session, publish_lines, publish_paced, read_stamped, start_agent, sub_cmd,
+                      write_lines)
 from .fixture import stop_process
 from .measure import mb, median, peak_kb, rank, write_result
 

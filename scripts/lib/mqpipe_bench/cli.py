@@ -13,7 +13,7 @@ from .fixture import BenchError, Workspace
 EX_USAGE = 64
 DEBIAN_PYTHON = "/usr/bin/python3"
 
-# name -> (function, options); each option: (flag, type, default, metavar)
+# name -> (the benchmark's function, the names of its options in OPTIONS)
 BENCHMARKS = {
     "counter": (counter.bench_counter, ("events", "runs")),
     "broker-crash": (counter.bench_broker_crash, ("events",)),
@@ -91,7 +91,8 @@ def parser(doc):
                usage="scripts/bench {%s} [options]" % ",".join(BENCHMARKS))
     subs = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name, (_, opts) in BENCHMARKS.items():
-        s = subs.add_parser(name, prog=f"scripts/bench {name}", description=section(doc, name), formatter_class=argparse.RawDescriptionHelpFormatter)
+        s = subs.add_parser(name, prog=f"scripts/bench {name}", description=section(doc, name),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         for opt in opts:
             s.add_argument(f"--{opt}", **OPTIONS[opt])
     return p
@@ -148,7 +149,8 @@ def main(argv, doc, script):
         print(f"scripts/bench {args.benchmark}: {e}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as e:
-        print(f"scripts/bench {args.benchmark}: {' '.join(map(str, e.cmd))} failed (exit {e.returncode})", file=sys.stderr)
+        cmd = " ".join(map(str, e.cmd))
+        print(f"scripts/bench {args.benchmark}: {cmd} failed (exit {e.returncode})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -73,8 +73,8 @@ def bench_counter(ws, args):
     for r in range(1, runs + 1):
         write_lines(recv, recv_lines(f"live{r}", events))
         make_session(ws, "bench-raw", "raw/recv_message")
-        raw_rates.append(delivery_rate(ws, ("-q", "1", "-i", "bench-raw", "-c", "-t", "raw/recv_message", "-C", str(events)),
-                                       lambda: publish_lines(ws, "raw/recv_message", recv), events))
+        raw_sub = ("-q", "1", "-i", "bench-raw", "-c", "-t", "raw/recv_message", "-C", str(events))
+        raw_rates.append(delivery_rate(ws, raw_sub, lambda: publish_lines(ws, "raw/recv_message", recv), events))
 
         def feed():
             publish_lines(ws, "bench/recv_message", recv)

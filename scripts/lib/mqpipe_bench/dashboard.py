@@ -14,7 +14,7 @@ CSV_HEADER = ("mode,n,e2e_mean_ms,e2e_p50_ms,e2e_p95_ms,overhead_mean_ms,overhea
               "overhead_p95_ms,pre_resolved_mean,slowest_branch_mean_ms\n")
 
 
-def run_mode(ws, mode, requests, setup_ms):
+def run_mode(ws, mode, requests):
     """Restarts the aggregator in MODE, sends REQUESTS dashboard requests
     250 ms apart while one subscriber stamps every compute.done and
     dashboard.ready, waits up to 20 s for all the dashboards; returns the
@@ -107,8 +107,8 @@ def bench_dashboard(ws, args):
     to ARGS.svg (default build/bench/dashboard.svg)."""
     requests, setup_ms, scale = args.requests, args.setup_ms, args.latency_scale
     b = ws.start_broker()
-    print(f"broker: {b.uri}  requests per mode: {requests}  setup: {setup_ms} ms  latency scale: {args.latency_scale_text}",
-          flush=True)
+    print(f"broker: {b.uri}  requests per mode: {requests}  setup: {setup_ms} ms  "
+          f"latency scale: {args.latency_scale_text}", flush=True)
     start_agent(ws, "dispatcher", "mqpipe-dispatcher")
     start_agent(ws, "counter", "mqpipe-counter")
     start_agent(ws, "worker", "mqpipe-worker", "-i", "bench-worker", "--latency-scale", args.latency_scale_text)
@@ -118,7 +118,7 @@ def bench_dashboard(ws, args):
         stop_process(aggregator)
         aggregator = start_agent(ws, f"aggregator-{mode}", "mqpipe-aggregator", "-d", ws.path("aggregator.db"),
                                  "--mode", mode, "--setup-ms", str(setup_ms), "--poll-ms", "100")
-        stamped[mode] = run_mode(ws, mode, requests, setup_ms)
+        stamped[mode] = run_mode(ws, mode, requests)
     for mode in MODES:
         result["modes"][mode] = mode_figures(mode, stamped[mode])
     compare(result)

@@ -5,7 +5,8 @@ import json
 import threading
 import time
 
-from .clients import make_session, publish_lines, pub_cmd, read_stamped, read_times, run, start_agent, sub_cmd, write_lines
+from .clients import (make_session, publish_lines, pub_cmd, read_stamped, read_times, run, start_agent, sub_cmd,
+                      write_lines)
 from .fixture import BenchError
 from .measure import mb, median, peak_kb, write_result
 
@@ -17,8 +18,8 @@ def write_job(ws, n, job_id):
     with open(ws.path("job.json"), "w") as f:
         f.write(f'{{"requestId":"{job_id}","requests":['
                 + ",".join(f'{{"caseId":"c{i}"}}' for i in range(n)) + "]}\n")
-    write_lines(ws.path("req.txt"), (f'{{"requestId":"{job_id}","caseId":"c{i}","index":{i},"case":{{"caseId":"c{i}"}}}}'
-                                     for i in range(n)))
+    write_lines(ws.path("req.txt"), (f'{{"requestId":"{job_id}","caseId":"c{i}","index":{i},'
+                                     f'"case":{{"caseId":"c{i}"}}}}' for i in range(n)))
     write_lines(ws.path("done.txt"), (f'{{"requestId":"{job_id}","caseId":"c{i}","index":{i},"processingMs":0,'
                                       f'"result":{{"status":"success"}},"worker":"mqpipe-worker-bench"}}'
                                       for i in range(n)))

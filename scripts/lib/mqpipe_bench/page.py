@@ -35,8 +35,9 @@ def bench_page(ws, args):
                        stdin=subprocess.DEVNULL)
     p = json.load(open(out))
     r = lambda x: jq_num(jq_round(x))  # noqa: E731  (jq's round, printed as jq prints it)
-    print(f"page       {r(p['page_mps'])} msg/s (all {jq_num(p['messages'])} in {jq_num(jq_round(p['page_s'] * 100) / 100)} s)")
+    r2 = lambda x: jq_num(jq_round(x * 100) / 100)  # noqa: E731  (to hundredths)
+    print(f"page       {r(p['page_mps'])} msg/s (all {jq_num(p['messages'])} in {r2(p['page_s'])} s)")
     print(f"yardstick  {r(p['yardstick_mps'])} msg/s (mosquitto_sub, the same messages)")
-    print(f"ratio      {jq_num(jq_round(p['page_mps'] / p['yardstick_mps'] * 100) / 100)}  (target >= 0.95: the page keeps up)")
+    print(f"ratio      {r2(p['page_mps'] / p['yardstick_mps'])}  (target >= 0.95: the page keeps up)")
     print(f"frames     {r(p['fps'])} per second, longest gap {r(p['max_frame_gap_ms'])} ms; {jq_num(p['long_tasks'])} "
           f"long tasks (> 50 ms), the longest {r(p['longest_task_ms'])} ms")

@@ -42,8 +42,8 @@ def bench_replay(ws, args):
     print(f"broker: {b.uri}  messages: {events}  runs: {runs}", flush=True)
     lines = [f'{{"moduleId":"m{i % 100}","timestamp":{i}}}' for i in range(1, events + 1)]
     write_lines(ws.path("lines.txt"), lines)
-    write_lines(ws.path("trace.jsonl"), (f'{{"t":0,"topic":"raw/replay","qos":1,"retain":false,"payload":{json.dumps(line)}}}'
-                                         for line in lines))
+    trace = '{"t":0,"topic":"raw/replay","qos":1,"retain":false,"payload":%s}'
+    write_lines(ws.path("trace.jsonl"), (trace % json.dumps(line) for line in lines))
     pub, rep = [], []
     for r in range(1, runs + 1):
         sub_args = ("-q", "1", "-t", "raw/replay", "-C", str(events))
@@ -51,7 +51,8 @@ def bench_replay(ws, args):
         rep.append(delivery_rate(ws, sub_args, lambda: replay(ws, ws.path("trace.jsonl")), events))
         print("  run %d: mosquitto_pub -l %8.0f msg/s   mqpipe-replay --fast %8.0f msg/s" % (r, pub[-1], rep[-1]),
               flush=True)
-    summary(ws, "replay", "replay --fast %8.0f msg/s  mosquitto_pub -l %8.0f msg/s  ratio %.2f  (median of %d, target >= 1)",
+    summary(ws, "replay",
+            "replay --fast %8.0f msg/s  mosquitto_pub -l %8.0f msg/s  ratio %.2f  (median of %d, target >= 1)",
             events, runs, ("replay_fast_mps", rep), ("mosquitto_pub_mps", pub))
 
 
