@@ -1,0 +1,1 @@
+"""scripts/bench: the benchmarks, one module per concern (README "Performance")."""

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# scripts/bench's command line and its dashboard chart, without running a
+# benchmark: a usage error prints the usage on standard error and exits 64
+# before anything is built; --help prints the header; the chart drawn from a
+# dashboard result is an SVG with the three panels, its text as text (no
+# embedded fonts).
+source "$(dirname "$0")/lib.sh"
+T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+bench=$MQPIPE_ROOT/scripts/bench
+
+usage_error() { # usage_error ARGS...: exit 64, usage on stderr, nothing on stdout
+	local code=0
+	"$bench" "$@" >"$T/out" 2>"$T/err" || code=$?
+	[ "$code" -eq 64 ] || fail "scripts/bench $*: exit $code, not 64"
+	grep -q '^usage: scripts/bench' "$T/err" || fail "scripts/bench $*: no usage on stderr: $(cat "$T/err")"
+	[ ! -s "$T/out" ] || fail "scripts/bench $*: wrote to stdout: $(cat "$T/out")"
+}
+note "usage errors"
+usage_error
+usage_error nope
+usage_error counter --runs x
+usage_error counter --events 0
+usage_error page --runs 3
+usage_error dashboard --latency-scale -1
+usage_error dashboard --setup-ms soon
+
+note "--help"
+"$bench" --help >"$T/help" || fail "scripts/bench --help failed"
+for b in counter broker-crash jobs dashboard ingest alerts replay record page; do
+	grep -q "^  scripts/bench $b" "$T/help" || fail "--help does not list $b"
+done
+"$bench" dashboard --help | grep -q -- '--svg PATH' || fail "dashboard --help has no --svg"
+
+note "the chart"
+py=python3
+python3 -c 'import matplotlib' 2>/dev/null || py=/usr/bin/python3 # Debian's python3-matplotlib
+cat >"$T/dashboard.json" <<'JSON'
+{"requests": 20, "setup_ms": 500, "latency_scale": 1.0, "modes": {
+ "classic": {"n": 20, "e2e_mean_ms": 2277, "e2e_p50_ms": 2189, "e2e_p95_ms": 3303, "overhead_mean_ms": 501.2, "overhead_p50_ms": 501.0, "overhead_p95_ms": 501.6, "pre_resolved_mean": 0, "slowest_branch_mean_ms": 1776},
+ "eager": {"n": 20, "e2e_mean_ms": 1844, "e2e_p50_ms": 1851, "e2e_p95_ms": 2388, "overhead_mean_ms": 60.3, "overhead_p50_ms": 58.1, "overhead_p95_ms": 97.6, "pre_resolved_mean": 0, "slowest_branch_mean_ms": 1787},
+ "future": {"n": 20, "e2e_mean_ms": 2027, "e2e_p50_ms": 2031, "e2e_p95_ms": 2816, "overhead_mean_ms": 0.6, "overhead_p50_ms": 0.5, "overhead_p95_ms": 0.7, "pre_resolved_mean": 5, "slowest_branch_mean_ms": 2027}},
+ "future_vs_classic_improvement_pct": 11.0, "future_vs_classic_improvement_same_branches_pct": 21.0}
+JSON
+"$py" - "$MQPIPE_ROOT/scripts/lib" "$T/dashboard.json" "$T/chart.svg" <<'PY' || fail "the chart was not drawn"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from mqpipe_bench.chart import draw_dashboard
+draw_dashboard(json.load(open(sys.argv[2])), sys.argv[3])
+PY
+head -c 200 "$T/chart.svg" | grep -q '<svg\|<?xml' || fail "the chart is not SVG"
+for text in 'end-to-end latency' 'overhead over the slowest branch' 'pre-resolved inputs' classic eager future 2277 '0.5'; do
+	grep -q ">$text<\|>$text \|$text<" "$T/chart.svg" || fail "the chart has no text '$text'"
+done
+! grep -q 'id="DejaVu\|<font\|@font-face' "$T/chart.svg" || fail "the chart embeds fonts"
+[ "$(wc -c <"$T/chart.svg")" -lt 100000 ] || fail "the chart is $(wc -c <"$T/chart.svg") bytes"
+note "ok"
