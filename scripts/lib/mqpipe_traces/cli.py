@@ -43,6 +43,7 @@ class Parser(argparse.ArgumentParser):
     and the usage, with exit 64."""
 
     def error(self, message):
+        """Reports message (an unknown flag as the shell version did) and exits 64."""
         if message.startswith("unrecognized arguments: "):
             message = "unknown flag '%s'" % message.split(": ", 1)[1].split(" ")[0]
         print("%s: %s" % (self.prog, message), file=sys.stderr)

@@ -19,6 +19,7 @@ class Minstd:
     gives the same numbers everywhere (awk's rand() does not)."""
 
     def __init__(self, seed):
+        """Starts the sequence at seed."""
         self.x = seed
 
     def rnd(self, n):
@@ -45,9 +46,11 @@ def fleet_lines():
     events = []  # (sort key, ts, topic, payload)
 
     def ev(ts, topic, payload):
+        """Adds an event at ts, ordered by ts and then by when it was added."""
         events.append(("%012d %06d" % (ts, len(events) + 1), ts, topic, payload))
 
     def recv(m, ts):
+        """A recv_message of module m at ts, either spelling, sometimes twice."""
         p = '{"%s":"%s","timestamp":%d}' % ("moduleId" if rng.rnd(2) else "moduleid", m, ts)
         ev(ts, "recv_message", p)
         if rng.rnd(10) == 0:
@@ -116,9 +119,11 @@ def jobs_lines():
     out = []
 
     def pub(t, topic, payload):
+        """Adds a trace line at t."""
         out.append('{"t":%.1f,"topic":"%s","qos":1,"retain":false,"payload":"%s"}' % (t, topic, quote(payload)))
 
     def job(t, rid, n, length):
+        """Submits job rid of n cases at t (with "length" unless None); returns its payload."""
         cases = ",".join('{"caseId":"%s-c%02d","workMs":%d}' % (rid, i, rng.rnd(21)) for i in range(1, n + 1))
         p = '{"requestId":"%s","requests":[%s]%s}' % (
             rid, cases, ',"length":"%s"' % length if length is not None else "")

@@ -35,10 +35,11 @@ def print_table(want, got):
     """Per kind of output: how many are expected, got, and matching (each
     expected line matched by one got line at most)."""
     print("%-16s %9s %9s %9s" % ("OUTPUT", "EXPECTED", "GOT", "MATCHING"))
-    both = collections.Counter(want) & collections.Counter(got)
-    count = lambda lines, k: sum(n for line, n in collections.Counter(lines).items() if kind_of(line) == k)
-    for k in sorted_lines({kind_of(line) for line in want + got}):
-        print("%-16s %9d %9d %9d" % (k, count(want, k), count(got, k), count(list(both.elements()), k)))
+    tally = [collections.Counter(map(kind_of, lines)) for lines in (want, got)]
+    matching = collections.Counter(kind_of(line) for line in
+                                   (collections.Counter(want) & collections.Counter(got)).elements())
+    for k in sorted_lines(set(tally[0]) | set(tally[1])):
+        print("%-16s %9d %9d %9d" % (k, tally[0][k], tally[1][k], matching[k]))
 
 
 def wait_outputs(run, want):
