@@ -173,11 +173,15 @@ it_case() {
 	mkdir -p "$dir"
 	: >"$dir/reason"
 	: >"$dir/state"
+	: >"$dir/pids"
 	set +e
 	(
-		IT_CASE_REASON=$dir/reason IT_PASS=()
+		IT_CASE_REASON=$dir/reason IT_PASS=() IT_CASE_SHELL=$BASHPID
 		trap 'printf "%s\n" "${PIDS[@]}" >"$dir/pids"; it__dump_pass >"$dir/state"' EXIT
-		trap '[ -s "$dir/reason" ] || echo "line $LINENO: $BASH_COMMAND exited $?" >"$dir/reason"' ERR
+		# The command that ended the case (not one failing harmlessly inside
+		# a command substitution, where the ERR trap also runs under -E).
+		trap '[ "$BASHPID" != "$IT_CASE_SHELL" ] || [ -s "$dir/reason" ] ||
+			echo "line $LINENO: $BASH_COMMAND exited $?" >"$dir/reason"' ERR
 		set -eE
 		"$fn"
 	)
@@ -197,8 +201,9 @@ it_case() {
 	fi
 }
 
-# it_pass VAR...: inside a case, hands VAR (its value when the case ends)
-# to the test and the cases after it, e.g. the PID of an agent it restarted.
+# it_pass VAR...: inside a case, hands VAR (a global: its value when the
+# case ends) to the test and the cases after it, e.g. the PID of an agent
+# it restarted.
 it_pass() {
 	IT_PASS+=("$@")
 }
