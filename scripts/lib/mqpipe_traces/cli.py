@@ -24,6 +24,7 @@
 import argparse
 import os
 import re
+import signal
 import sys
 
 from .paths import ROOT
@@ -130,9 +131,15 @@ def main(argv):
     """Dispatches argv[0] to its command; the usage with exit 64 for none
     or an unknown one, with exit 0 for -h/--help."""
     os.environ["LC_ALL"] = "C"  # the tools it runs sort and format the same everywhere
+    # A fresh pipeline is stopped and removed on TERM and HUP too (Ctrl-C
+    # raises KeyboardInterrupt), as the shell version's EXIT trap did.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     if not argv or argv[0] not in COMMANDS:
         usage(0 if argv and argv[0] in ("-h", "--help") else EX_USAGE)
     try:
         return COMMANDS[argv[0]](argv[1:])
     except BrokenPipeError:
         return 141
+    except KeyboardInterrupt:
+        return 130
