@@ -10,6 +10,8 @@ PIDS=()
 
 fail() {
 	echo "FAIL: $*" >&2
+	# Inside a case (it_case), its reason for the case's line.
+	[ -z "${IT_CASE_REASON:-}" ] || printf '%s\n' "$*" >"$IT_CASE_REASON"
 	exit 1
 }
 
@@ -136,4 +138,96 @@ compare_rates() {
 	           ($5 != "null" && ($5 - w[5] > 1e-5 || w[5] - $5 > 1e-5))) { print "got " $0 " want " want[key]; bad++ }
 	       delete want[key] }
 	     END { for (k in want) { print "missing: " want[k]; bad++ } exit bad > 0 }' "$1" "$2"
+}
+
+# ---- cases --------------------------------------------------------------
+# A test of several behaviours runs each as a case of its own, so a failure
+# names what broke and the other cases still run (README "Tests"):
+#
+#   case_valid() { ...; [ ... ] || fail "..."; }
+#   it_case valid-json case_valid
+#   it_case repeat-after-restart case_restart valid-json   # needs valid-json
+#   it_cases_done
+#
+# it_case NAME FUNCTION [NEEDED...]: runs FUNCTION in a subshell (set -e:
+# fail() or any failing command ends the case) and prints "case NAME: ok"
+# or "case NAME: FAIL REASON" (fail's message, or the command that failed).
+# A case whose NEEDED cases did not all pass is not run: "case NAME: skip
+# (needs X)". What a case leaves for the next ones goes through files in $T
+# or it_pass; the processes it starts (PIDS) are stopped at exit as usual.
+declare -A IT_CASE=() # case name -> ok, FAIL or skip
+IT_CASES_FAILED=0
+
+it_case() {
+	local name=$1 fn=$2 need rc reason
+	shift 2
+	for need in "$@"; do
+		if [ "${IT_CASE[$need]:-}" != ok ]; then
+			IT_CASE[$name]=skip
+			echo "case $name: skip (needs $need)"
+			return 0
+		fi
+	done
+	echo "-- case $name"
+	local dir=$T/.case
+	mkdir -p "$dir"
+	: >"$dir/reason"
+	: >"$dir/state"
+	: >"$dir/pids"
+	set +e
+	(
+		IT_CASE_REASON=$dir/reason IT_PASS=() IT_CASE_SHELL=$BASHPID
+		trap 'printf "%s\n" "${PIDS[@]}" >"$dir/pids"; it__dump_pass >"$dir/state"' EXIT
+		# The command that ended the case (not one failing harmlessly inside
+		# a command substitution, where the ERR trap also runs under -E).
+		trap '[ "$BASHPID" != "$IT_CASE_SHELL" ] || [ -s "$dir/reason" ] ||
+			echo "line $LINENO: $BASH_COMMAND exited $?" >"$dir/reason"' ERR
+		set -eE
+		"$fn"
+	)
+	rc=$?
+	set -e
+	it__adopt_pids "$dir/pids"
+	# shellcheck disable=SC1091
+	source "$dir/state"
+	if [ "$rc" -eq 0 ]; then
+		IT_CASE[$name]=ok
+		echo "case $name: ok"
+	else
+		IT_CASE[$name]=FAIL
+		IT_CASES_FAILED=$((IT_CASES_FAILED + 1))
+		reason=$(tr '\n' ' ' <"$dir/reason" | sed 's/ *$//' | cut -c1-400)
+		echo "case $name: FAIL ${reason:-exit $rc}"
+	fi
+}
+
+# it_pass VAR...: inside a case, hands VAR (a global: its value when the
+# case ends) to the test and the cases after it, e.g. the PID of an agent
+# it restarted.
+it_pass() {
+	IT_PASS+=("$@")
+}
+
+it__dump_pass() { # the it_pass variables as global declarations
+	local v
+	for v in "${IT_PASS[@]}"; do
+		declare -p "$v" 2>/dev/null | sed -e 's/^declare -- /declare -g /' -e 's/^declare -\([a-zA-Z]*\) /declare -g\1 /'
+	done
+}
+
+it__adopt_pids() { # FILE: the PIDs a case started, to be stopped at exit
+	local p q known
+	[ -f "$1" ] || return 0
+	while read -r p; do
+		[ -n "$p" ] || continue
+		known=0
+		for q in "${PIDS[@]}"; do [ "$q" = "$p" ] && known=1 && break; done
+		[ "$known" = 1 ] || PIDS+=("$p")
+	done <"$1"
+}
+
+# it_cases_done: ends a test of cases: exit 1 if any failed, else "ok".
+it_cases_done() {
+	[ "$IT_CASES_FAILED" -eq 0 ] || { echo "FAIL: $IT_CASES_FAILED case(s) failed" >&2; exit 1; }
+	echo "ok"
 }
