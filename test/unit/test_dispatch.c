@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dispatch.h"
+#include "dispatcher_logic.h"
 #include "mqpipe/error.h"
 
 static struct dispatch_job submit_ok(const char *text)

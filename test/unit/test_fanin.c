@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "fanin.h"
+#include "aggregator_logic.h"
 #include "mqpipe/error.h"
 
 /* Six inputs: the first at 1000, the last at 4000 (the slowest branch). */

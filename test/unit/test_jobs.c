@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "jobs.h"
+#include "jobs_logic.h"
 #include "mqpipe/error.h"
 
 static void done_ok(const char *text, const char *request_id, const char *case_id)

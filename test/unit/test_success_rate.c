@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "mqpipe/error.h"
-#include "success_rate.h"
+#include "counter_logic.h"
 
 struct d { uint64_t ts, attempts; };
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "mqpipe/error.h"
-#include "validate.h"
+#include "ingest_logic.h"
 
 static struct ingest_rules rules;
 

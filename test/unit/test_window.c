@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "mqpipe/error.h"
-#include "window.h"
+#include "alerter_logic.h"
 
 Test(window, an_empty_window_never_alerts)
 {

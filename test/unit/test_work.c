@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "mqpipe/error.h"
-#include "work.h"
+#include "worker_logic.h"
 
 static struct work_case parse_ok(const char *text)
 {

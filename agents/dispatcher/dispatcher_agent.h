@@ -1,6 +1,6 @@
-/* The dispatcher agent: its definition apart from main() (see counter.h). */
-#ifndef MQPIPE_DISPATCHER_H
-#define MQPIPE_DISPATCHER_H
+/* The dispatcher agent: its definition apart from main() (see counter_agent.h). */
+#ifndef MQPIPE_DISPATCHER_AGENT_H
+#define MQPIPE_DISPATCHER_AGENT_H
 
 #include "mqpipe/runtime.h"
 

@@ -1,9 +1,9 @@
-/* Dispatcher rules: see dispatch.h. */
+/* Dispatcher rules: see dispatcher_logic.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch.h"
+#include "dispatcher_logic.h"
 #include "mqpipe/error.h"
 
 /* FNV-1a 64 of the canonical (re-printed) request: equal for the same

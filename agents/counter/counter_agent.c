@@ -1,14 +1,14 @@
 /* The counter agent. Success rates: recv_message and weekly_diagnostic in,
  * success_rate out. Jobs: job.accepted and compute.done in, aggregate.trigger
  * out once every case of a job is done. The rules are pure functions in
- * success_rate.c and jobs.c; this file is the SQLite shell around them. */
+ * counter_logic.c and jobs_logic.c; this file is the SQLite shell around them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "counter.h"
-#include "jobs.h"
-#include "success_rate.h"
+#include "counter_agent.h"
+#include "jobs_logic.h"
+#include "counter_logic.h"
 
 #define COUNTER__RETAIN_DEFAULT_S 86400 /* finished jobs are kept a day */
 #define COUNTER__PURGE_BATCH 4          /* finished jobs purged per job.accepted */

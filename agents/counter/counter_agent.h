@@ -1,7 +1,7 @@
 /* The counter agent: its handler, schema and subscriptions, apart from main()
  * so tests can drive it against a real store without a broker. */
-#ifndef MQPIPE_COUNTER_H
-#define MQPIPE_COUNTER_H
+#ifndef MQPIPE_COUNTER_AGENT_H
+#define MQPIPE_COUNTER_AGENT_H
 
 #include "mqpipe/runtime.h"
 

@@ -3,8 +3,8 @@
  * validate it with every failing field named, render the 200 and 400
  * replies, and read user.list requests and their opaque cursors. No SQLite,
  * no MQTT. */
-#ifndef MQPIPE_VALIDATE_H
-#define MQPIPE_VALIDATE_H
+#ifndef MQPIPE_INGEST_LOGIC_H
+#define MQPIPE_INGEST_LOGIC_H
 
 #include <regex.h>
 #include <stddef.h>

@@ -3,14 +3,14 @@
  * takes, make its result (mock data of its kind for a dashboard source) and
  * build compute.done. Randomness comes from a caller-owned generator state, so
  * the tests can replay it. No SQLite, no MQTT, no clock. */
-#ifndef MQPIPE_WORK_H
-#define MQPIPE_WORK_H
+#ifndef MQPIPE_WORKER_LOGIC_H
+#define MQPIPE_WORKER_LOGIC_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
-#include "jobs.h"
+#include "jobs_logic.h"
 #include "mqpipe/json.h"
 
 #define WORK_MS_MAX JOBS_WORK_MS_MAX /* an hour: longer simulated work is surely a mistake */

@@ -1,7 +1,7 @@
 /* The module success-rate rules (README "The success rate"), as pure
  * functions over plain values: no SQLite, no MQTT. */
-#ifndef MQPIPE_SUCCESS_RATE_H
-#define MQPIPE_SUCCESS_RATE_H
+#ifndef MQPIPE_COUNTER_LOGIC_H
+#define MQPIPE_COUNTER_LOGIC_H
 
 #include <stdbool.h>
 #include <stdint.h>

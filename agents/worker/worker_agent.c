@@ -1,5 +1,5 @@
 /* The worker agent: compute.request in (on $share/workers, so each case goes
- * to one worker), compute.done out. The rules are pure functions in work.c;
+ * to one worker), compute.done out. The rules are pure functions in worker_logic.c;
  * this file is the SQLite shell and the timers around them.
  *
  * Simulated work never sleeps: a case that takes time is queued in SQLite,
@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "work.h"
-#include "worker.h"
+#include "worker_logic.h"
+#include "worker_agent.h"
 
 #define WORKER__FINISH_BATCH 1000 /* cases finished per tick at most */
 

@@ -1,4 +1,4 @@
-/* The ingest agent's rules: see validate.h. */
+/* The ingest agent's rules: see ingest_logic.h. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "mqpipe/error.h"
-#include "validate.h"
+#include "ingest_logic.h"
 
 /* The seed's pattern, anchored (README "Ingestion"). */
 #define VALIDATE__EMAIL "^[A-Za-z][A-Za-z0-9]*@[A-Za-z0-9]+\\.com$"

@@ -1,6 +1,6 @@
-/* The ingest agent: its definition apart from main() (see counter.h). */
-#ifndef MQPIPE_INGEST_H
-#define MQPIPE_INGEST_H
+/* The ingest agent: its definition apart from main() (see counter_agent.h). */
+#ifndef MQPIPE_INGEST_AGENT_H
+#define MQPIPE_INGEST_AGENT_H
 
 #include "mqpipe/runtime.h"
 

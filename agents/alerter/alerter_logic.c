@@ -1,11 +1,11 @@
-/* The alerter's rules: see window.h. */
+/* The alerter's rules: see alerter_logic.h. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "mqpipe/error.h"
-#include "window.h"
+#include "alerter_logic.h"
 
 void alert_rule_default(struct alert_rule *rule)
 {

@@ -1,6 +1,6 @@
 /* The dispatcher agent: job.submit and dashboard.request in; job.accepted,
  * then one compute.request per case, out. The rules are pure functions in
- * dispatch.c; this file is the SQLite shell around them.
+ * dispatcher_logic.c; this file is the SQLite shell around them.
  *
  * A job's cases are stored with their rendered compute.request when it is
  * accepted, in the same transaction as its job.accepted. The tick then moves
@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch.h"
-#include "dispatcher.h"
+#include "dispatcher_logic.h"
+#include "dispatcher_agent.h"
 
 #define DISPATCHER__WINDOW 10000 /* unacknowledged outputs at most */
 #define DISPATCHER__BATCH 1000   /* compute.requests per transaction */

@@ -1,10 +1,10 @@
-/* The aggregator's rules: see fanin.h. */
+/* The aggregator's rules: see aggregator_logic.h. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fanin.h"
+#include "aggregator_logic.h"
 #include "mqpipe/error.h"
 
 static const char *const fanin__modes[] = {"classic", "eager", "future"};

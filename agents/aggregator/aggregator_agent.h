@@ -1,6 +1,6 @@
-/* The aggregator agent: its definition apart from main() (see counter.h). */
-#ifndef MQPIPE_AGGREGATOR_H
-#define MQPIPE_AGGREGATOR_H
+/* The aggregator agent: its definition apart from main() (see counter_agent.h). */
+#ifndef MQPIPE_AGGREGATOR_AGENT_H
+#define MQPIPE_AGGREGATOR_AGENT_H
 
 #include "mqpipe/runtime.h"
 

@@ -1,11 +1,11 @@
-/* The worker's rules: see work.h. */
+/* The worker's rules: see worker_logic.h. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mqpipe/error.h"
-#include "work.h"
+#include "worker_logic.h"
 
 void work_profile_default(struct work_profile *p)
 {

@@ -3,14 +3,14 @@
  * out in each fan-in mode and how many inputs were merged early, and render
  * job.summary and dashboard.ready. No SQLite, no MQTT, no clock: times are
  * passed in (Unix ms). */
-#ifndef MQPIPE_FANIN_H
-#define MQPIPE_FANIN_H
+#ifndef MQPIPE_AGGREGATOR_LOGIC_H
+#define MQPIPE_AGGREGATOR_LOGIC_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "jobs.h"
+#include "jobs_logic.h"
 #include "mqpipe/json.h"
 
 /* classic: start-up begins when aggregate.trigger arrives, then all inputs

@@ -2,8 +2,8 @@
  * several agents share, as pure functions: case ids; for the counter,
  * job.accepted and compute.done, when a job is complete, aggregate.trigger.
  * No SQLite, no MQTT. */
-#ifndef MQPIPE_JOBS_H
-#define MQPIPE_JOBS_H
+#ifndef MQPIPE_JOBS_LOGIC_H
+#define MQPIPE_JOBS_LOGIC_H
 
 #include <stdbool.h>
 #include <stdint.h>

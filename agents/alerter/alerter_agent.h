@@ -1,6 +1,6 @@
-/* The alerter agent: its definition apart from main() (see counter.h). */
-#ifndef MQPIPE_ALERTER_H
-#define MQPIPE_ALERTER_H
+/* The alerter agent: its definition apart from main() (see counter_agent.h). */
+#ifndef MQPIPE_ALERTER_AGENT_H
+#define MQPIPE_ALERTER_AGENT_H
 
 #include "mqpipe/runtime.h"
 

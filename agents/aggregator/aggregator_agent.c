@@ -1,6 +1,6 @@
 /* The aggregator agent: job.accepted, compute.done and aggregate.trigger in;
  * job.summary and dashboard.ready out. The rules (modes, schedule, rendering)
- * are pure functions in fanin.c; this file is the SQLite shell around them.
+ * are pure functions in aggregator_logic.c; this file is the SQLite shell around them.
  *
  * Every input is checkpointed in SQLite as it arrives, in every mode, with
  * the request's state (agg_job). Whenever that state changes, the time its
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator.h"
-#include "fanin.h"
+#include "aggregator_agent.h"
+#include "aggregator_logic.h"
 
 #define AGGREGATOR__RETAIN_DEFAULT_S (24 * 3600)
 #define AGGREGATOR__SENDS_PER_TICK 16  /* results rendered per transaction at most */

@@ -1,9 +1,9 @@
-/* Fan-in rules for jobs: see jobs.h. */
+/* Fan-in rules for jobs: see jobs_logic.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs.h"
+#include "jobs_logic.h"
 #include "mqpipe/error.h"
 
 const struct jobs_source jobs_sources[JOBS_SOURCES] = {

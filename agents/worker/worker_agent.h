@@ -1,6 +1,6 @@
-/* The worker agent: its definition apart from main() (see counter.h). */
-#ifndef MQPIPE_WORKER_H
-#define MQPIPE_WORKER_H
+/* The worker agent: its definition apart from main() (see counter_agent.h). */
+#ifndef MQPIPE_WORKER_AGENT_H
+#define MQPIPE_WORKER_AGENT_H
 
 #include "mqpipe/runtime.h"
 

@@ -1,5 +1,5 @@
 /* The alerter agent: points in on its rules' topics (metrics/# by default),
- * alerts/<series> out. The rules are pure functions in window.c; this file is
+ * alerts/<series> out. The rules are pure functions in alerter_logic.c; this file is
  * the SQLite shell that keeps each series' window.
  *
  * A series' window is its points in [t - window_s, t) for the newest point t,
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alerter.h"
-#include "window.h"
+#include "alerter_agent.h"
+#include "alerter_logic.h"
 
 static const struct mqp_migration alerter__migrations[] = {
 	{"CREATE TABLE series(rule TEXT NOT NULL, series TEXT NOT NULL, newest INTEGER NOT NULL,"

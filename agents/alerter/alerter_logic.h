@@ -1,8 +1,8 @@
 /* The alerter's rules (README "Alerts") as pure functions: rules and their
  * file, matching topics, reading a point, the window's running mean, the
  * decision, and the alert event. No SQLite, no MQTT, no clock. */
-#ifndef MQPIPE_WINDOW_H
-#define MQPIPE_WINDOW_H
+#ifndef MQPIPE_ALERTER_LOGIC_H
+#define MQPIPE_ALERTER_LOGIC_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -2,14 +2,14 @@
  * as pure functions: validate job.submit and dashboard.request, turn them
  * into a job of cases with each compute.request payload rendered, and build
  * job.accepted. No SQLite, no MQTT. */
-#ifndef MQPIPE_DISPATCH_H
-#define MQPIPE_DISPATCH_H
+#ifndef MQPIPE_DISPATCHER_LOGIC_H
+#define MQPIPE_DISPATCHER_LOGIC_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
-#include "jobs.h"
+#include "jobs_logic.h"
 #include "mqpipe/json.h"
 
 struct dispatch_job {

@@ -1,9 +1,9 @@
-/* Module success-rate rules: see success_rate.h. */
+/* Module success-rate rules: see counter_logic.h. */
 #include <stdint.h>
 #include <string.h>
 
 #include "mqpipe/error.h"
-#include "success_rate.h"
+#include "counter_logic.h"
 
 /* Parses payload as an object and reads what every counter input has: the
  * module id (either spelling) into module[SR_MODULE_MAX + 1] and the

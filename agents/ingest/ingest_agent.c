@@ -1,7 +1,7 @@
 /* The ingest agent: user.ingest and user.list requests in, replies out on
  * each request's MQTT 5 response topic with its correlation data (or on
  * user.ingest.result / user.list.result for a request without one). The
- * rules are pure functions in validate.c; this file is the SQLite shell.
+ * rules are pure functions in ingest_logic.c; this file is the SQLite shell.
  *
  * Every request is remembered with its answer in the same transaction as
  * the record it stored, by a digest of its response topic and its
@@ -14,8 +14,8 @@
 
 #include <openssl/evp.h>
 
-#include "ingest.h"
-#include "validate.h"
+#include "ingest_agent.h"
+#include "ingest_logic.h"
 
 static const char *const ingest__subscriptions[] = {"user.ingest", "user.list", NULL};
 
