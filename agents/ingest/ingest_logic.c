@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mqpipe/error.h"
+#include "mqpipe/utf8.h"
 #include "ingest_logic.h"
 
 /* The seed's pattern, anchored (README "Ingestion"). */

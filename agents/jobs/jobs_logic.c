@@ -5,6 +5,7 @@
 
 #include "jobs_logic.h"
 #include "mqpipe/error.h"
+#include "mqpipe/utf8.h"
 
 const struct jobs_source jobs_sources[JOBS_SOURCES] = {
 	{"sales", 100, 400},          {"inventory", 150, 500}, {"marketing", 200, 800},

@@ -10,6 +10,11 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+/* Not used here: kept until runtime.c and tools/trace.c include these
+ * themselves. */
+#include "mqpipe/base64.h"
+#include "mqpipe/utf8.h"
+
 #define MQP_UINT_MAX_EXACT 9007199254740991ULL /* 2^53 - 1, exact in a double */
 #define MQP_STR_MAX 256                        /* default bound on string fields */
 
@@ -59,15 +64,5 @@ int mqp_json_uint(const cJSON *obj, const char *name, uint64_t max, uint64_t *ou
  * back by printing, not through valuedouble). Returns the new item, or NULL
  * when out of memory. */
 cJSON *mqp_json_add_uint(cJSON *obj, const char *name, uint64_t value);
-
-/* Whether buf[0..len) is well-formed UTF-8 (no overlongs, surrogates, or code
- * points past U+10FFFF). */
-int mqp_utf8_valid(const void *buf, size_t len);
-
-/* Standard base64 (with padding). encode returns a new string or NULL;
- * decode returns 0 with *out (free()) and *len, MQP_ERR_INPUT for text that
- * is not base64, or MQP_ERR_NOMEM. */
-char *mqp_base64_encode(const void *data, size_t n);
-int mqp_base64_decode(const char *text, unsigned char **out, size_t *len);
 
 #endif
