@@ -1,6 +1,7 @@
 /* The dispatcher agent: job.submit and dashboard.request in; job.accepted,
  * then one compute.request per case, out. The rules are pure functions in
- * dispatcher_logic.c; this file is the SQLite shell around them.
+ * dispatcher_logic.c, the SQLite state in dispatcher_state.c; this file
+ * wires them to the messages and the tick.
  *
  * A job's cases are stored with their rendered compute.request when it is
  * accepted, in the same transaction as its job.accepted. The tick then moves
@@ -12,72 +13,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatcher_logic.h"
 #include "dispatcher_agent.h"
+#include "dispatcher_logic.h"
+#include "dispatcher_state.h"
 
 #define DISPATCHER__WINDOW 10000 /* unacknowledged outputs at most */
 #define DISPATCHER__BATCH 1000   /* compute.requests per transaction */
 
 static const char *const dispatcher__subscriptions[] = {"job.submit", "dashboard.request", NULL};
 
-static const struct mqp_migration dispatcher__migrations[] = {
-	{"CREATE TABLE job(request_id TEXT PRIMARY KEY, kind TEXT NOT NULL, digest INTEGER NOT NULL,"
-	 " cases INTEGER NOT NULL, accepted_ms INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0)"
-	 " WITHOUT ROWID;"
-	 "CREATE INDEX job_unsent ON job(accepted_ms) WHERE sent < cases;"
-	 "CREATE TABLE job_case(request_id TEXT NOT NULL, idx INTEGER NOT NULL,"
-	 " request TEXT NOT NULL, PRIMARY KEY(request_id, idx)) WITHOUT ROWID;"},
-};
-
-enum dispatcher__stmt {
-	DS_JOB_DIGEST,
-	DS_JOB_ADD,
-	DS_CASE_ADD,
-	DS_NEXT_UNSENT,
-	DS_CASES_FROM,
-	DS_JOB_SENT,
-	DS_CASES_DROP,
-	DS__COUNT
-};
-
-static const char *const dispatcher__sql[DS__COUNT] = {
-	[DS_JOB_DIGEST] = "SELECT digest FROM job WHERE request_id = ?1",
-	[DS_JOB_ADD] = "INSERT INTO job(request_id, kind, digest, cases, accepted_ms)"
-		       " VALUES (?1, ?2, ?3, ?4, ?5)",
-	[DS_CASE_ADD] = "INSERT INTO job_case(request_id, idx, request) VALUES (?1, ?2, ?3)",
-	[DS_NEXT_UNSENT] = "SELECT request_id, sent, cases FROM job WHERE sent < cases"
-			   " ORDER BY accepted_ms LIMIT 1",
-	[DS_CASES_FROM] = "SELECT request FROM job_case WHERE request_id = ?1 AND idx >= ?2"
-			  " ORDER BY idx LIMIT ?3",
-	[DS_JOB_SENT] = "UPDATE job SET sent = ?2 WHERE request_id = ?1",
-	/* Once every case is in the outbox, the outbox is their durable copy. */
-	[DS_CASES_DROP] = "DELETE FROM job_case WHERE request_id = ?1",
-};
-
 struct dispatcher {
-	struct mqp_store *store;
-	sqlite3_stmt *stmt[DS__COUNT];
+	struct dispatcher_state *db;
 };
 
 static int dispatcher__init(void *state, struct mqp_store *store)
 {
 	struct dispatcher *d = state;
-	d->store = store;
-	return mqp_store_prepare_all(store, dispatcher__sql, d->stmt, DS__COUNT);
+	return dispatcher_state_open(store, &d->db);
 }
 
 static void dispatcher__fini(void *state)
 {
 	struct dispatcher *d = state;
-	mqp_store_finalize_all(d->stmt, DS__COUNT);
+	dispatcher_state_close(d->db);
 	free(d);
-}
-
-/* Steps a write statement once. Returns 0 or MQP_ERR_DB. */
-static int dispatcher__exec(struct dispatcher *d, enum dispatcher__stmt which)
-{
-	int rc = mqp_store_exec(d->store, d->stmt[which]);
-	return rc < 0 ? rc : MQP_OK;
 }
 
 /* Stores an accepted job and its cases and publishes job.accepted; a repeat
@@ -86,35 +45,17 @@ static int dispatcher__accept(struct dispatcher *d, struct mqp_ctx *ctx,
 			      const struct mqp_message *msg, struct dispatch_job *job,
 			      struct mqp_reason *why)
 {
-	sqlite3_stmt *st = d->stmt[DS_JOB_DIGEST];
-	sqlite3_bind_text(st, 1, job->request_id, -1, SQLITE_STATIC);
-	int step = sqlite3_step(st);
-	int64_t digest = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	if (step == SQLITE_ROW) {
-		if ((uint64_t)digest == job->digest)
+	uint64_t digest;
+	int rc = dispatcher_state_digest(d->db, job->request_id, &digest);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		if (digest == job->digest)
 			return MQP_OK; /* the same job again: already dispatched */
 		return mqp_reason_set(why, "requestId '%s' was accepted before with other content",
 				      job->request_id);
 	}
-	if (step != SQLITE_DONE)
-		return mqp_store_fail(d->store, dispatcher__sql[DS_JOB_DIGEST]);
-
-	st = d->stmt[DS_JOB_ADD];
-	sqlite3_bind_text(st, 1, job->request_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, job->kind, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)job->digest);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)job->n_cases);
-	sqlite3_bind_int64(st, 5, msg->received_ms);
-	int rc = dispatcher__exec(d, DS_JOB_ADD);
-	st = d->stmt[DS_CASE_ADD];
-	for (size_t i = 0; !rc && i < job->n_cases; i++) {
-		sqlite3_bind_text(st, 1, job->request_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
-		sqlite3_bind_text(st, 3, job->requests[i], -1, SQLITE_STATIC);
-		rc = dispatcher__exec(d, DS_CASE_ADD);
-	}
-	if (rc)
+	if ((rc = dispatcher_state_add_job(d->db, job, msg->received_ms)))
 		return rc;
 	cJSON *ev = dispatch_accepted_event(job, (uint64_t)msg->received_ms);
 	if (!ev)
@@ -143,58 +84,37 @@ static int dispatcher__handle(void *state, struct mqp_ctx *ctx, const struct mqp
 	return rc;
 }
 
+/* Puts one rendered compute.request in the outbox (dispatcher_state_each_case). */
+static int dispatcher__emit_case(void *ctx, const char *request, size_t len)
+{
+	return mqp_emit_raw(ctx, "compute.request", request, len);
+}
+
 /* Moves the next cases of the oldest unfinished job into the outbox, as far
  * as the window allows. */
 static int dispatcher__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, int64_t *next_ms)
 {
 	struct dispatcher *d = state;
 	int64_t room = DISPATCHER__WINDOW - mqp_ctx_unacked(ctx);
-	sqlite3_stmt *st = d->stmt[DS_NEXT_UNSENT];
-	int step = sqlite3_step(st);
-	if (step != SQLITE_ROW) {
-		sqlite3_reset(st);
+	char request_id[JOBS_ID_MAX + 1];
+	int64_t sent, cases;
+	int rc = dispatcher_state_next_unsent(d->db, request_id, &sent, &cases);
+	if (rc <= 0) {
 		*next_ms = 0; /* nothing to send until the next job */
-		return step == SQLITE_DONE ? MQP_OK
-					   : mqp_store_fail(d->store, dispatcher__sql[DS_NEXT_UNSENT]);
+		return rc;
 	}
 	if (room <= 0) { /* acknowledgements wake us too; this is a backstop */
-		sqlite3_reset(st);
 		*next_ms = now_ms + 5;
 		return MQP_OK;
 	}
-	char request_id[JOBS_ID_MAX + 1];
-	snprintf(request_id, sizeof(request_id), "%s", (const char *)sqlite3_column_text(st, 0));
-	int64_t sent = sqlite3_column_int64(st, 1), cases = sqlite3_column_int64(st, 2);
-	sqlite3_reset(st);
-
-	int64_t budget = room < DISPATCHER__BATCH ? room : DISPATCHER__BATCH;
-	st = d->stmt[DS_CASES_FROM];
-	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, sent);
-	sqlite3_bind_int64(st, 3, budget);
-	int rc = MQP_OK;
-	int64_t k = 0;
-	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		rc = mqp_emit_raw(ctx, "compute.request", (const char *)sqlite3_column_text(st, 0),
-				  (size_t)sqlite3_column_bytes(st, 0));
-		k++;
-	}
-	sqlite3_reset(st);
-	if (rc)
+	int64_t budget = room < DISPATCHER__BATCH ? room : DISPATCHER__BATCH, k;
+	if ((rc = dispatcher_state_each_case(d->db, request_id, sent, budget, dispatcher__emit_case,
+					     ctx, &k)))
 		return rc;
-	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		return mqp_store_fail(d->store, dispatcher__sql[DS_CASES_FROM]);
-	st = d->stmt[DS_JOB_SENT];
-	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, sent + k);
-	if ((rc = dispatcher__exec(d, DS_JOB_SENT)))
+	if ((rc = dispatcher_state_mark_sent(d->db, request_id, sent + k)))
 		return rc;
-	if (sent + k >= cases) {
-		st = d->stmt[DS_CASES_DROP];
-		sqlite3_bind_text(st, 1, request_id, -1, SQLITE_TRANSIENT);
-		if ((rc = dispatcher__exec(d, DS_CASES_DROP)))
-			return rc;
-	}
+	if (sent + k >= cases && (rc = dispatcher_state_drop_cases(d->db, request_id)))
+		return rc;
 	*next_ms = now_ms; /* more of this job, or another one, may be waiting */
 	return MQP_OK;
 }
@@ -207,8 +127,8 @@ int dispatcher_agent(struct mqp_agent *agent)
 	*agent = (struct mqp_agent){
 		.name = "dispatcher",
 		.subscriptions = dispatcher__subscriptions,
-		.migrations = dispatcher__migrations,
-		.n_migrations = MQP_LEN(dispatcher__migrations),
+		.migrations = dispatcher_state_migrations,
+		.n_migrations = dispatcher_state_n_migrations,
 		.init = dispatcher__init,
 		.fini = dispatcher__fini,
 		.handle = dispatcher__handle,
