@@ -1,6 +1,7 @@
 /* The worker agent: compute.request in (on $share/workers, so each case goes
- * to one worker), compute.done out. The rules are pure functions in worker_logic.c;
- * this file is the SQLite shell and the timers around them.
+ * to one worker), compute.done out. The rules are pure functions in
+ * worker_logic.c, the queue in SQLite in worker_state.c; this file wires them
+ * to the messages and the timers.
  *
  * Simulated work never sleeps: a case that takes time is queued in SQLite,
  * started by the tick while fewer than --concurrency cases run, and finished
@@ -13,47 +14,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "worker_logic.h"
 #include "worker_agent.h"
+#include "worker_logic.h"
+#include "worker_state.h"
 
 #define WORKER__FINISH_BATCH 1000 /* cases finished per tick at most */
 
 static const char *const worker__subscriptions[] = {"$share/workers/compute.request", NULL};
 
-static const struct mqp_migration worker__migrations[] = {
-	{"CREATE TABLE work_case(seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL,"
-	 " case_id TEXT NOT NULL, request TEXT NOT NULL, work_ms INTEGER NOT NULL,"
-	 " started_ms INTEGER, due_ms INTEGER, UNIQUE(request_id, case_id));"
-	 "CREATE INDEX work_case_due ON work_case(due_ms) WHERE due_ms IS NOT NULL;"},
-};
-
-enum worker__stmt {
-	WS_ADD,
-	WS_COUNTS,
-	WS_QUEUED,
-	WS_START,
-	WS_DUE,
-	WS_DONE,
-	WS_NEXT_DUE,
-	WS__COUNT
-};
-
-static const char *const worker__sql[WS__COUNT] = {
-	/* A redelivered request still waiting or running is the same case. */
-	[WS_ADD] = "INSERT OR IGNORE INTO work_case(request_id, case_id, request, work_ms)"
-		   " VALUES (?1, ?2, ?3, ?4)",
-	[WS_COUNTS] = "SELECT count(due_ms), count(*) - count(due_ms) FROM work_case",
-	[WS_QUEUED] = "SELECT seq, work_ms FROM work_case WHERE due_ms IS NULL ORDER BY seq LIMIT ?1",
-	[WS_START] = "UPDATE work_case SET started_ms = ?2, due_ms = ?2 + work_ms WHERE seq = ?1",
-	[WS_DUE] = "SELECT seq, request, started_ms FROM work_case"
-		   " WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2",
-	[WS_DONE] = "DELETE FROM work_case WHERE seq = ?1",
-	[WS_NEXT_DUE] = "SELECT min(due_ms) FROM work_case WHERE due_ms IS NOT NULL",
-};
-
 struct worker {
-	struct mqp_store *store;
-	sqlite3_stmt *stmt[WS__COUNT];
+	struct worker_state *db;
 	struct work_profile profile;
 	long concurrency;     /* --concurrency */
 	int64_t running;      /* cases started and not finished */
@@ -64,18 +34,9 @@ struct worker {
 static int worker__init(void *state, struct mqp_store *store)
 {
 	struct worker *w = state;
-	w->store = store;
-	int rc = mqp_store_prepare_all(store, worker__sql, w->stmt, WS__COUNT);
-	if (rc)
+	int rc = worker_state_open(store, &w->db);
+	if (rc || (rc = worker_state_counts(w->db, &w->running, &w->queued)))
 		return rc;
-	sqlite3_stmt *st = w->stmt[WS_COUNTS];
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return mqp_store_fail(store, worker__sql[WS_COUNTS]);
-	}
-	w->running = sqlite3_column_int64(st, 0);
-	w->queued = sqlite3_column_int64(st, 1);
-	sqlite3_reset(st);
 	if (w->running || w->queued)
 		mqp_info("resuming", "running=%lld queued=%lld", (long long)w->running,
 			 (long long)w->queued);
@@ -85,7 +46,7 @@ static int worker__init(void *state, struct mqp_store *store)
 static void worker__fini(void *state)
 {
 	struct worker *w = state;
-	mqp_store_finalize_all(w->stmt, WS__COUNT);
+	worker_state_close(w->db);
 	free(w);
 }
 
@@ -145,20 +106,14 @@ static int worker__handle(void *state, struct mqp_ctx *ctx, const struct mqp_mes
 	unsigned ms = work_duration(&w->profile, &c, &w->rng);
 	if (ms == 0 && w->queued == 0)
 		return worker__finish(w, ctx, &c, 0);
-	sqlite3_stmt *st = w->stmt[WS_ADD];
-	sqlite3_bind_text(st, 1, c.request_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, c.case_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, msg->payload, (int)msg->len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, ms);
-	rc = mqp_store_exec(w->store, st);
+	rc = worker_state_add(w->db, &c, msg->payload, msg->len, ms);
 	if (rc < 0)
 		return rc;
 	w->queued += rc;
 	return MQP_OK;
 }
 
-/* Starts queued cases while there are free slots. The rows are read before
- * they are changed: SQLite leaves a scan of rows being updated undefined. */
+/* Starts queued cases while there are free slots. */
 static int worker__start(struct worker *w, int64_t now_ms)
 {
 	int64_t room = w->concurrency - w->running;
@@ -167,58 +122,26 @@ static int worker__start(struct worker *w, int64_t now_ms)
 	if (room > WORKER__FINISH_BATCH)
 		room = WORKER__FINISH_BATCH;
 	int64_t seqs[WORKER__FINISH_BATCH];
-	int n = 0, step;
-	sqlite3_stmt *q = w->stmt[WS_QUEUED], *start = w->stmt[WS_START];
-	sqlite3_bind_int64(q, 1, room);
-	while ((step = sqlite3_step(q)) == SQLITE_ROW)
-		seqs[n++] = sqlite3_column_int64(q, 0);
-	sqlite3_reset(q);
-	if (step != SQLITE_DONE)
-		return mqp_store_fail(w->store, worker__sql[WS_QUEUED]);
-	for (int i = 0; i < n; i++) {
-		sqlite3_bind_int64(start, 1, seqs[i]);
-		sqlite3_bind_int64(start, 2, now_ms);
-		int rc = mqp_store_exec(w->store, start);
-		if (rc < 0)
-			return rc;
+	int n;
+	int rc = worker_state_queued(w->db, room, seqs, &n);
+	for (int i = 0; !rc && i < n; i++) {
+		if ((rc = worker_state_start(w->db, seqs[i], now_ms)))
+			break;
 		w->running++;
 		w->queued--;
 	}
-	return MQP_OK;
+	return rc;
 }
-
-/* A running case that is due, read out before it is deleted. */
-struct worker__due {
-	int64_t seq, started_ms;
-	char *request;
-	size_t len;
-};
 
 /* Finishes the running cases that are due; *more is set when the batch was
  * full. */
 static int worker__finish_due(struct worker *w, struct mqp_ctx *ctx, int64_t now_ms, int *more)
 {
-	struct worker__due *due = calloc(WORKER__FINISH_BATCH, sizeof(*due));
+	struct worker_state_due *due = calloc(WORKER__FINISH_BATCH, sizeof(*due));
 	if (!due)
 		return MQP_ERR_NOMEM;
-	sqlite3_stmt *st = w->stmt[WS_DUE];
-	sqlite3_bind_int64(st, 1, now_ms);
-	sqlite3_bind_int(st, 2, WORKER__FINISH_BATCH);
-	int step, rc = MQP_OK, n = 0;
-	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct worker__due *d = &due[n++];
-		d->seq = sqlite3_column_int64(st, 0);
-		d->started_ms = sqlite3_column_int64(st, 2);
-		d->len = (size_t)sqlite3_column_bytes(st, 1);
-		if (!(d->request = malloc(d->len + 1)))
-			rc = MQP_ERR_NOMEM;
-		else
-			memcpy(d->request, sqlite3_column_blob(st, 1), d->len);
-	}
-	sqlite3_reset(st);
-	if (!rc && step != SQLITE_DONE)
-		rc = mqp_store_fail(w->store, worker__sql[WS_DUE]);
-	st = w->stmt[WS_DONE];
+	int n;
+	int rc = worker_state_due(w->db, now_ms, WORKER__FINISH_BATCH, due, &n);
 	for (int i = 0; !rc && i < n; i++) {
 		struct work_case c;
 		struct mqp_reason why;
@@ -227,14 +150,10 @@ static int worker__finish_due(struct worker *w, struct mqp_ctx *ctx, int64_t now
 			rc = MQP_ERR_DB;
 		if (!rc)
 			rc = worker__finish(w, ctx, &c, now_ms - due[i].started_ms);
-		sqlite3_bind_int64(st, 1, due[i].seq);
-		if (!rc && (rc = mqp_store_exec(w->store, st)) >= 0) {
-			rc = MQP_OK;
+		if (!rc && !(rc = worker_state_done(w->db, due[i].seq)))
 			w->running--;
-		}
 	}
-	for (int i = 0; i < n; i++)
-		free(due[i].request);
+	worker_state_due_free(due, n);
 	free(due);
 	*more = n == WORKER__FINISH_BATCH;
 	return rc;
@@ -253,13 +172,7 @@ static int worker__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, int64_
 	if (more || (w->running < w->concurrency && w->queued > 0)) {
 		*next_ms = now_ms;
 	} else if (w->running > 0) {
-		sqlite3_stmt *st = w->stmt[WS_NEXT_DUE];
-		int step = sqlite3_step(st);
-		if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-			*next_ms = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-		if (step != SQLITE_ROW)
-			return mqp_store_fail(w->store, worker__sql[WS_NEXT_DUE]);
+		return worker_state_next_due(w->db, next_ms);
 	}
 	return MQP_OK;
 }
@@ -336,8 +249,8 @@ int worker_agent(struct mqp_agent *agent)
 		.name = "worker",
 		.instances_per_host = 1,
 		.subscriptions = worker__subscriptions,
-		.migrations = worker__migrations,
-		.n_migrations = MQP_LEN(worker__migrations),
+		.migrations = worker_state_migrations,
+		.n_migrations = worker_state_n_migrations,
 		.options = worker__options,
 		.n_options = MQP_LEN(worker__options),
 		.options_ctx = w,
