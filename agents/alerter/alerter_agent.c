@@ -1,6 +1,7 @@
 /* The alerter agent: points in on its rules' topics (metrics/# by default),
- * alerts/<series> out. The rules are pure functions in alerter_logic.c; this file is
- * the SQLite shell that keeps each series' window.
+ * alerts/<series> out. The rules are pure functions in alerter_logic.c, each
+ * series' window in SQLite in alerter_state.c; this file wires them to the
+ * points.
  *
  * A series' window is its points in [t - window_s, t) for the newest point t,
  * kept in SQLite with the running sum and count (series table), so a point in
@@ -16,18 +17,7 @@
 
 #include "alerter_agent.h"
 #include "alerter_logic.h"
-
-static const struct mqp_migration alerter__migrations[] = {
-	{"CREATE TABLE series(rule TEXT NOT NULL, series TEXT NOT NULL, newest INTEGER NOT NULL,"
-	 " horizon INTEGER NOT NULL, sum REAL NOT NULL, comp REAL NOT NULL, count INTEGER NOT NULL,"
-	 " same_sum REAL NOT NULL, same_comp REAL NOT NULL, same_count INTEGER NOT NULL,"
-	 " last_alert INTEGER, PRIMARY KEY(rule, series)) WITHOUT ROWID;"
-	 "CREATE TABLE point(rule TEXT NOT NULL, series TEXT NOT NULL, ts INTEGER NOT NULL,"
-	 " value REAL NOT NULL, PRIMARY KEY(rule, series, ts, value)) WITHOUT ROWID;"},
-	/* When each point arrived: a repeat is recognised for ALERTER__REPEAT_MS
-	 * after it, however old its timestamp (points from before: 0). */
-	{"ALTER TABLE point ADD COLUMN arrived_ms INTEGER NOT NULL DEFAULT 0;"},
-};
+#include "alerter_state.h"
 
 /* How long after its arrival a point is still recognised as a repeat, even
  * once it is two windows old: a broker restarted from its snapshot delivers
@@ -35,43 +25,16 @@ static const struct mqp_migration alerter__migrations[] = {
  * ten minutes cover a broker that takes a while to come back. */
 #define ALERTER__REPEAT_MS (10 * 60 * 1000)
 
-enum alerter__stmt { AS_GET, AS_PUT, AS_POINT_ADD, AS_POINT_SEEN, AS_RANGE, AS_PURGE, AS__COUNT };
-
-static const char *const alerter__sql[AS__COUNT] = {
-	[AS_GET] = "SELECT newest, horizon, sum, comp, count, same_sum, same_comp, same_count,"
-		   " last_alert FROM series WHERE rule = ?1 AND series = ?2",
-	[AS_PUT] = "INSERT OR REPLACE INTO series(rule, series, newest, horizon, sum, comp, count,"
-		   " same_sum, same_comp, same_count, last_alert)"
-		   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	[AS_POINT_ADD] = "INSERT OR IGNORE INTO point(rule, series, ts, value, arrived_ms)"
-			 " VALUES (?1, ?2, ?3, ?4, ?5)",
-	[AS_POINT_SEEN] = "SELECT 1 FROM point WHERE rule = ?1 AND series = ?2 AND ts = ?3 AND value = ?4",
-	[AS_RANGE] = "SELECT value FROM point WHERE rule = ?1 AND series = ?2 AND ts >= ?3 AND ts < ?4",
-	[AS_PURGE] = "DELETE FROM point WHERE rule = ?1 AND series = ?2 AND ts < ?3 AND arrived_ms < ?4",
-};
-
 struct alerter {
-	struct mqp_store *store;
-	sqlite3_stmt *stmt[AS__COUNT];
+	struct alerter_state *db;
 	struct alert_rule rules[ALERT_RULES_MAX];
 	size_t n_rules;
 	const char *subscriptions[ALERT_RULES_MAX + 1]; /* the rules' filters, once each */
 };
 
-/* A series' state, as in the series table. */
-struct alerter__series {
-	bool exists;
-	int64_t newest, horizon; /* the sum holds the points with ts >= horizon */
-	struct win_sum sum;      /* every point from horizon on */
-	struct win_sum same;     /* the points at newest */
-	bool alerted;
-	int64_t last_alert;
-};
-
 static int alerter__init(void *state, struct mqp_store *store)
 {
 	struct alerter *a = state;
-	a->store = store;
 	for (size_t i = 0; i < a->n_rules; i++)
 		mqp_info("rule", "name=%s topic=%s value=%s key=%s factor=%g window_s=%lld "
 			 "min_samples=%lld direction=%s cooldown_s=%lld",
@@ -80,85 +43,14 @@ static int alerter__init(void *state, struct mqp_store *store)
 			 (long long)a->rules[i].window_s, (long long)a->rules[i].min_samples,
 			 a->rules[i].direction == ALERT_ABOVE ? "above" : "below",
 			 (long long)a->rules[i].cooldown_s);
-	return mqp_store_prepare_all(store, alerter__sql, a->stmt, AS__COUNT);
+	return alerter_state_open(store, &a->db);
 }
 
 static void alerter__fini(void *state)
 {
 	struct alerter *a = state;
-	mqp_store_finalize_all(a->stmt, AS__COUNT);
+	alerter_state_close(a->db);
 	free(a);
-}
-
-static void alerter__bind_key(sqlite3_stmt *st, const struct alert_rule *r,
-			      const struct alert_point *p)
-{
-	sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, p->series, -1, SQLITE_STATIC);
-}
-
-static int alerter__get(struct alerter *a, const struct alert_rule *r, const struct alert_point *p,
-			struct alerter__series *s)
-{
-	memset(s, 0, sizeof(*s));
-	sqlite3_stmt *st = a->stmt[AS_GET];
-	alerter__bind_key(st, r, p);
-	int step = sqlite3_step(st);
-	if (step == SQLITE_ROW) {
-		s->exists = true;
-		s->newest = sqlite3_column_int64(st, 0);
-		s->horizon = sqlite3_column_int64(st, 1);
-		s->sum = (struct win_sum){sqlite3_column_double(st, 2), sqlite3_column_double(st, 3),
-					  sqlite3_column_int64(st, 4)};
-		s->same = (struct win_sum){sqlite3_column_double(st, 5), sqlite3_column_double(st, 6),
-					   sqlite3_column_int64(st, 7)};
-		s->alerted = sqlite3_column_type(st, 8) != SQLITE_NULL;
-		s->last_alert = sqlite3_column_int64(st, 8);
-	}
-	sqlite3_reset(st);
-	return step == SQLITE_ROW || step == SQLITE_DONE ? MQP_OK
-							  : mqp_store_fail(a->store, alerter__sql[AS_GET]);
-}
-
-static int alerter__put(struct alerter *a, const struct alert_rule *r, const struct alert_point *p,
-			const struct alerter__series *s)
-{
-	sqlite3_stmt *st = a->stmt[AS_PUT];
-	alerter__bind_key(st, r, p);
-	sqlite3_bind_int64(st, 3, s->newest);
-	sqlite3_bind_int64(st, 4, s->horizon);
-	sqlite3_bind_double(st, 5, s->sum.sum);
-	sqlite3_bind_double(st, 6, s->sum.comp);
-	sqlite3_bind_int64(st, 7, s->sum.count);
-	sqlite3_bind_double(st, 8, s->same.sum);
-	sqlite3_bind_double(st, 9, s->same.comp);
-	sqlite3_bind_int64(st, 10, s->same.count);
-	if (s->alerted)
-		sqlite3_bind_int64(st, 11, s->last_alert);
-	else
-		sqlite3_bind_null(st, 11);
-	int rc = mqp_store_exec(a->store, st);
-	return rc < 0 ? rc : MQP_OK;
-}
-
-/* Calls win_add (or win_remove) on w for each stored point in [from, to). */
-static int alerter__range(struct alerter *a, const struct alert_rule *r,
-			  const struct alert_point *p, int64_t from, int64_t to, bool remove,
-			  struct win_sum *w)
-{
-	sqlite3_stmt *st = a->stmt[AS_RANGE];
-	alerter__bind_key(st, r, p);
-	sqlite3_bind_int64(st, 3, from);
-	sqlite3_bind_int64(st, 4, to);
-	int step;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (remove)
-			win_remove(w, sqlite3_column_double(st, 0));
-		else
-			win_add(w, sqlite3_column_double(st, 0));
-	}
-	sqlite3_reset(st);
-	return step == SQLITE_DONE ? MQP_OK : mqp_store_fail(a->store, alerter__sql[AS_RANGE]);
 }
 
 /* The difference of two sums (all minus a part of it). */
@@ -173,28 +65,13 @@ static struct win_sum alerter__minus(struct win_sum all, struct win_sum part)
 	return all;
 }
 
-/* Whether point p of rule r is in the point table already. Returns 1, 0,
- * or a negative error (logged by the store). */
-static int alerter__seen(struct alerter *a, const struct alert_rule *r, const struct alert_point *p)
-{
-	sqlite3_stmt *st = a->stmt[AS_POINT_SEEN];
-	alerter__bind_key(st, r, p);
-	sqlite3_bind_int64(st, 3, p->ts);
-	sqlite3_bind_double(st, 4, p->value);
-	int step = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (step == SQLITE_ROW || step == SQLITE_DONE)
-		return step == SQLITE_ROW;
-	return mqp_store_fail(a->store, alerter__sql[AS_POINT_SEEN]);
-}
-
 /* Judges one point of rule r, arrived at arrived_ms, and adds it to its
  * series. */
 static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct alert_rule *r,
 			  const struct alert_point *p, int64_t arrived_ms, struct mqp_reason *why)
 {
-	struct alerter__series s;
-	int rc = alerter__get(a, r, p, &s);
+	struct alerter_series s;
+	int rc = alerter_state_get(a->db, r, p, &s);
 	if (rc)
 		return rc;
 	int64_t w = r->window_s;
@@ -204,7 +81,7 @@ static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct a
 		 * table keeps two windows of points, and every point for
 		 * ALERTER__REPEAT_MS after its arrival: such a repeat is found there
 		 * and dropped like any repeat. Anything else is too late to judge. */
-		int seen = alerter__seen(a, r, p);
+		int seen = alerter_state_seen(a->db, r, p);
 		if (seen != 0)
 			return seen < 0 ? seen : MQP_OK;
 		return mqp_reason_set(why, "rule %s: timestamp %lld is more than window_s (%lld) before "
@@ -212,27 +89,22 @@ static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct a
 				      r->name, (long long)p->ts, (long long)w, p->series,
 				      (long long)s.newest);
 	}
-	sqlite3_stmt *st = a->stmt[AS_POINT_ADD];
-	alerter__bind_key(st, r, p);
-	sqlite3_bind_int64(st, 3, p->ts);
-	sqlite3_bind_double(st, 4, p->value);
-	sqlite3_bind_int64(st, 5, arrived_ms);
-	if ((rc = mqp_store_exec(a->store, st)) <= 0)
+	if ((rc = alerter_state_add_point(a->db, r, p, arrived_ms)) <= 0)
 		return rc; /* an error, or the same point again: judged the first time */
 
 	struct win_sum window = {0, 0, 0};
 	bool advanced = false;
 	if (!s.exists) {
-		s = (struct alerter__series){.exists = true, .newest = p->ts, .horizon = p->ts - w};
+		s = (struct alerter_series){.exists = true, .newest = p->ts, .horizon = p->ts - w};
 	} else if (p->ts > s.newest) { /* in order: evict what falls out, the sum is the window */
-		if ((rc = alerter__range(a, r, p, s.horizon, p->ts - w, true, &s.sum)))
+		if ((rc = alerter_state_range(a->db, r, p, s.horizon, p->ts - w, true, &s.sum)))
 			return rc;
 		s.horizon = p->ts - w;
 		window = s.sum;
 		advanced = true;
 	} else if (p->ts == s.newest) { /* the points before this second */
 		window = alerter__minus(s.sum, s.same);
-	} else if ((rc = alerter__range(a, r, p, p->ts - w, p->ts, false, &window))) {
+	} else if ((rc = alerter_state_range(a->db, r, p, p->ts - w, p->ts, false, &window))) {
 		return rc; /* out of order: its own window, summed */
 	}
 
@@ -260,14 +132,11 @@ static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct a
 	if (p->ts == s.newest)
 		win_add(&s.same, p->value);
 	if (advanced) { /* points older than two windows judge nothing, once no repeat is due */
-		st = a->stmt[AS_PURGE];
-		alerter__bind_key(st, r, p);
-		sqlite3_bind_int64(st, 3, s.newest - 2 * w);
-		sqlite3_bind_int64(st, 4, arrived_ms - ALERTER__REPEAT_MS);
-		if ((rc = mqp_store_exec(a->store, st)) < 0)
+		rc = alerter_state_purge(a->db, r, p, s.newest - 2 * w, arrived_ms - ALERTER__REPEAT_MS);
+		if (rc)
 			return rc;
 	}
-	return alerter__put(a, r, p, &s);
+	return alerter_state_put(a->db, r, p, &s);
 }
 
 static int alerter__handle(void *state, struct mqp_ctx *ctx, const struct mqp_message *msg,
@@ -335,8 +204,8 @@ int alerter_agent(struct mqp_agent *agent)
 	*agent = (struct mqp_agent){
 		.name = "alerter",
 		.subscriptions = a->subscriptions, /* filled in as --rules is read */
-		.migrations = alerter__migrations,
-		.n_migrations = MQP_LEN(alerter__migrations),
+		.migrations = alerter_state_migrations,
+		.n_migrations = alerter_state_n_migrations,
 		.options = alerter__options,
 		.n_options = MQP_LEN(alerter__options),
 		.options_ctx = a,

@@ -1,7 +1,8 @@
 /* The ingest agent: user.ingest and user.list requests in, replies out on
  * each request's MQTT 5 response topic with its correlation data (or on
  * user.ingest.result / user.list.result for a request without one). The
- * rules are pure functions in ingest_logic.c; this file is the SQLite shell.
+ * rules are pure functions in ingest_logic.c, the records and answers in
+ * SQLite in ingest_state.c; this file wires them to the requests.
  *
  * Every request is remembered with its answer in the same transaction as
  * the record it stored, by a digest of its response topic and its
@@ -16,19 +17,9 @@
 
 #include "ingest_agent.h"
 #include "ingest_logic.h"
+#include "ingest_state.h"
 
 static const char *const ingest__subscriptions[] = {"user.ingest", "user.list", NULL};
-
-static const struct mqp_migration ingest__migrations[] = {
-	{"CREATE TABLE user(id INTEGER PRIMARY KEY AUTOINCREMENT, user_name TEXT NOT NULL,"
-	 " email TEXT NOT NULL, pincode TEXT NOT NULL, created_ms INTEGER NOT NULL);"
-	 "CREATE TABLE request(key BLOB PRIMARY KEY, reply TEXT NOT NULL,"
-	 " created_ms INTEGER NOT NULL) WITHOUT ROWID;"},
-	/* --retain-requests forgets old answers by age. */
-	{"CREATE INDEX request_created ON request(created_ms);"},
-};
-
-enum ingest__stmt { IS_REQUEST_GET, IS_REQUEST_ADD, IS_USER_ADD, IS_LIST, IS_REQUEST_PURGE, IS__COUNT };
 
 #define INGEST__RETAIN_DEFAULT_MS (7 * 86400 * 1000LL) /* --retain-requests */
 #define INGEST__PURGE_EVERY_MS 1000
@@ -36,19 +27,8 @@ enum ingest__stmt { IS_REQUEST_GET, IS_REQUEST_ADD, IS_USER_ADD, IS_LIST, IS_REQ
 #define INGEST__KEY_RAW_MAX 32 /* ingest__key: longer values are digested */
 #define INGEST__KEY_MAX (1 + 32 + 32)
 
-static const char *const ingest__sql[IS__COUNT] = {
-	[IS_REQUEST_GET] = "SELECT reply FROM request WHERE key = ?1",
-	[IS_REQUEST_ADD] = "INSERT INTO request(key, reply, created_ms) VALUES (?1, ?2, ?3)",
-	[IS_USER_ADD] = "INSERT INTO user(user_name, email, pincode, created_ms) VALUES (?1, ?2, ?3, ?4)",
-	[IS_LIST] = ("SELECT id, user_name, email, pincode, created_ms FROM user WHERE id > ?1"
-		     " ORDER BY id LIMIT ?2"),
-	[IS_REQUEST_PURGE] = ("DELETE FROM request WHERE key IN (SELECT key FROM request"
-			      " WHERE created_ms < ?1 LIMIT ?2)"),
-};
-
 struct ingest {
-	struct mqp_store *store;
-	sqlite3_stmt *stmt[IS__COUNT];
+	struct ingest_state *db;
 	struct ingest_rules rules;
 	int rules_ready;
 	int64_t retain_ms;      /* --retain-requests: how long a repeat gets the first answer */
@@ -60,19 +40,18 @@ struct ingest {
 static int ingest__init(void *state, struct mqp_store *store)
 {
 	struct ingest *g = state;
-	g->store = store;
 	if (ingest_rules_init(&g->rules))
 		return MQP_ERR_NOMEM;
 	g->rules_ready = 1;
 	if (!(g->md = EVP_MD_CTX_new()))
 		return MQP_ERR_NOMEM;
-	return mqp_store_prepare_all(store, ingest__sql, g->stmt, IS__COUNT);
+	return ingest_state_open(store, &g->db);
 }
 
 static void ingest__fini(void *state)
 {
 	struct ingest *g = state;
-	mqp_store_finalize_all(g->stmt, IS__COUNT);
+	ingest_state_close(g->db);
 	if (g->rules_ready)
 		ingest_rules_free(&g->rules);
 	EVP_MD_CTX_free(g->md);
@@ -138,38 +117,6 @@ static size_t ingest__key(EVP_MD_CTX *md, const struct mqp_message *msg, const c
 	return 1 + len + vlen;
 }
 
-/* Looks the key up: *reply is the first answer (free()) or NULL. */
-static int ingest__remembered(struct ingest *g, const unsigned char *key, size_t klen, char **reply)
-{
-	*reply = NULL;
-	sqlite3_stmt *st = g->stmt[IS_REQUEST_GET];
-	sqlite3_bind_blob(st, 1, key, (int)klen, SQLITE_STATIC);
-	int step = sqlite3_step(st);
-	if (step == SQLITE_ROW && !(*reply = strdup((const char *)sqlite3_column_text(st, 0)))) {
-		sqlite3_reset(st);
-		return MQP_ERR_NOMEM;
-	}
-	sqlite3_reset(st);
-	return step == SQLITE_ROW || step == SQLITE_DONE ? MQP_OK
-							  : mqp_store_fail(g->store, ingest__sql[IS_REQUEST_GET]);
-}
-
-/* Stores a valid record; *id receives its id. */
-static int ingest__store(struct ingest *g, const struct ingest_user *u, int64_t created_ms,
-			 int64_t *id)
-{
-	sqlite3_stmt *st = g->stmt[IS_USER_ADD];
-	sqlite3_bind_text(st, 1, u->user_name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, u->pincode, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, created_ms);
-	int rc = mqp_store_exec(g->store, st);
-	if (rc < 0)
-		return rc;
-	*id = sqlite3_last_insert_rowid(mqp_store_db(g->store));
-	return MQP_OK;
-}
-
 static int ingest__ingest(struct ingest *g, struct mqp_ctx *ctx, const struct mqp_message *msg)
 {
 	struct ingest_user user;
@@ -181,7 +128,7 @@ static int ingest__ingest(struct ingest *g, struct mqp_ctx *ctx, const struct mq
 		return rc;
 	size_t klen = ingest__key(g->md, msg, request_id, key);
 	char *reply = NULL;
-	if (klen && (rc = ingest__remembered(g, key, klen, &reply)))
+	if (klen && (rc = ingest_state_remembered(g->db, key, klen, &reply)))
 		return rc;
 	if (reply) { /* a repeat: the first answer, nothing stored */
 		mqp_debug("repeat", "request_id=\"%s\"", request_id);
@@ -190,26 +137,42 @@ static int ingest__ingest(struct ingest *g, struct mqp_ctx *ctx, const struct mq
 		return rc;
 	}
 	int64_t id = 0;
-	if (errs.n == 0 && (rc = ingest__store(g, &user, msg->received_ms, &id)))
+	if (errs.n == 0 && (rc = ingest_state_add_user(g->db, &user, msg->received_ms, &id)))
 		return rc;
 	reply = errs.n ? ingest_reply_errors(&errs) : ingest_reply_ok(id, &user, msg->received_ms);
 	if (!reply)
 		return MQP_ERR_NOMEM;
 	if (errs.n)
 		mqp_debug("refused", "fields=%d first=%s", errs.n, errs.e[0].field);
-	if (klen) {
-		sqlite3_stmt *st = g->stmt[IS_REQUEST_ADD];
-		sqlite3_bind_blob(st, 1, key, (int)klen, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, reply, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, msg->received_ms);
-		if ((rc = mqp_store_exec(g->store, st)) < 0) {
-			free(reply);
-			return rc;
-		}
+	if (klen && (rc = ingest_state_remember(g->db, key, klen, reply, msg->received_ms))) {
+		free(reply);
+		return rc;
 	}
 	rc = mqp_reply(ctx, "user.ingest.result", reply, strlen(reply));
 	free(reply);
 	return rc;
+}
+
+/* A page of records being rendered (ingest_state_each_user). */
+struct ingest__page {
+	cJSON *items;
+	int64_t last; /* the id of the last record on it */
+};
+
+/* Adds one record to the page. Returns 0 or MQP_ERR_NOMEM. */
+static int ingest__page_add(void *arg, int64_t id, const char *user_name, const char *email,
+			    const char *pincode, int64_t created_ms)
+{
+	struct ingest__page *p = arg;
+	cJSON *it = cJSON_CreateObject();
+	p->last = id;
+	int ok = it && cJSON_AddItemToArray(p->items, it) &&
+		 mqp_json_add_uint(it, "id", (uint64_t)id) &&
+		 cJSON_AddStringToObject(it, "user_name", user_name) &&
+		 cJSON_AddStringToObject(it, "email", email) &&
+		 cJSON_AddStringToObject(it, "pincode", pincode) &&
+		 mqp_json_add_uint(it, "created_at", (uint64_t)created_ms);
+	return ok ? MQP_OK : MQP_ERR_NOMEM;
 }
 
 /* Renders one page of records: {"status":200,"items":[…],"next":cursor|null}. */
@@ -225,33 +188,22 @@ static int ingest__list(struct ingest *g, struct mqp_ctx *ctx, const struct mqp_
 		reply = ingest_reply_errors(&errs);
 	} else {
 		cJSON *o = cJSON_CreateObject();
-		cJSON *items = o && mqp_json_add_uint(o, "status", 200) ? cJSON_AddArrayToObject(o, "items")
-								       : NULL;
-		int ok = items != NULL;
-		sqlite3_stmt *st = g->stmt[IS_LIST];
-		sqlite3_bind_int64(st, 1, after);
-		sqlite3_bind_int64(st, 2, limit + 1); /* one more tells whether there is a next page */
-		int step, n = 0;
-		int64_t last = 0;
-		while (ok && (step = sqlite3_step(st)) == SQLITE_ROW && n < limit) {
-			cJSON *it = cJSON_CreateObject();
-			last = sqlite3_column_int64(st, 0);
-			ok = it && cJSON_AddItemToArray(items, it) &&
-			     mqp_json_add_uint(it, "id", (uint64_t)last) &&
-			     cJSON_AddStringToObject(it, "user_name", (const char *)sqlite3_column_text(st, 1)) &&
-			     cJSON_AddStringToObject(it, "email", (const char *)sqlite3_column_text(st, 2)) &&
-			     cJSON_AddStringToObject(it, "pincode", (const char *)sqlite3_column_text(st, 3)) &&
-			     mqp_json_add_uint(it, "created_at", (uint64_t)sqlite3_column_int64(st, 4));
-			n++;
-		}
-		int more = ok && step == SQLITE_ROW;
-		sqlite3_reset(st);
-		if (ok && step != SQLITE_ROW && step != SQLITE_DONE) {
-			cJSON_Delete(o);
-			return mqp_store_fail(g->store, ingest__sql[IS_LIST]);
+		struct ingest__page page = {
+			.items = o && mqp_json_add_uint(o, "status", 200)
+					 ? cJSON_AddArrayToObject(o, "items")
+					 : NULL,
+		};
+		int ok = page.items != NULL, more = 0;
+		if (ok) {
+			rc = ingest_state_each_user(g->db, after, limit, ingest__page_add, &page, &more);
+			if (rc && rc != MQP_ERR_NOMEM) {
+				cJSON_Delete(o);
+				return rc;
+			}
+			ok = !rc;
 		}
 		char cursor[24];
-		ingest_cursor(last, cursor);
+		ingest_cursor(page.last, cursor);
 		if (ok && !(more ? cJSON_AddStringToObject(o, "next", cursor) : cJSON_AddNullToObject(o, "next")))
 			ok = 0;
 		reply = ok ? cJSON_PrintUnformatted(o) : NULL;
@@ -285,10 +237,7 @@ static int ingest__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, int64_
 	int rc = MQP_OK;
 	if (now_ms >= g->next_purge_ms) {
 		g->next_purge_ms = now_ms + INGEST__PURGE_EVERY_MS;
-		sqlite3_stmt *st = g->stmt[IS_REQUEST_PURGE];
-		sqlite3_bind_int64(st, 1, now_ms - g->retain_ms);
-		sqlite3_bind_int(st, 2, INGEST__PURGE_BATCH);
-		rc = mqp_store_exec(g->store, st);
+		rc = ingest_state_purge(g->db, now_ms - g->retain_ms, INGEST__PURGE_BATCH);
 		if (rc == INGEST__PURGE_BATCH)
 			g->next_purge_ms = now_ms;
 		rc = rc < 0 ? rc : MQP_OK;
@@ -339,8 +288,8 @@ int ingest_agent(struct mqp_agent *agent)
 	*agent = (struct mqp_agent){
 		.name = "ingest",
 		.subscriptions = ingest__subscriptions,
-		.migrations = ingest__migrations,
-		.n_migrations = MQP_LEN(ingest__migrations),
+		.migrations = ingest_state_migrations,
+		.n_migrations = ingest_state_n_migrations,
 		.init = ingest__init,
 		.fini = ingest__fini,
 		.reply_prefix = g->reply_prefix,
