@@ -60,38 +60,25 @@ static const char *const aggregator_state__sql[AS__COUNT] = {
 };
 
 struct aggregator_state {
-	struct mqp_store *store;
-	sqlite3_stmt *stmt[AS__COUNT];
+	struct mqp_queries q; /* first: the block mqp_queries_new allocates */
 };
 
 int aggregator_state_open(struct mqp_store *store, struct aggregator_state **out)
 {
-	struct aggregator_state *s = calloc(1, sizeof(*s));
-	*out = NULL;
-	if (!s)
-		return MQP_ERR_NOMEM;
-	s->store = store;
-	int rc = mqp_store_prepare_all(store, aggregator_state__sql, s->stmt, AS__COUNT);
-	if (rc) {
-		aggregator_state_close(s);
-		return rc;
-	}
-	*out = s;
-	return MQP_OK;
+	int rc;
+	*out = mqp_queries_new(store, aggregator_state__sql, AS__COUNT, sizeof(**out), &rc);
+	return rc;
 }
 
 void aggregator_state_close(struct aggregator_state *s)
 {
-	if (!s)
-		return;
-	mqp_store_finalize_all(s->stmt, AS__COUNT);
-	free(s);
+	mqp_queries_free(s ? &s->q : NULL);
 }
 
 /* Steps a write statement once. Returns 0 or MQP_ERR_DB. */
 static int aggregator_state__exec(struct aggregator_state *s, enum aggregator_state__stmt which)
 {
-	int rc = mqp_store_exec(s->store, s->stmt[which]);
+	int rc = mqp_queries_exec(&s->q, which);
 	return rc < 0 ? rc : MQP_OK;
 }
 
@@ -107,7 +94,7 @@ int aggregator_state_get(struct aggregator_state *s, const char *request_id,
 {
 	memset(j, 0, sizeof(*j));
 	snprintf(j->request_id, sizeof(j->request_id), "%s", request_id);
-	sqlite3_stmt *st = s->stmt[AS_JOB_GET];
+	sqlite3_stmt *st = s->q.stmt[AS_JOB_GET];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
 	int step = sqlite3_step(st);
 	if (step == SQLITE_ROW) {
@@ -126,7 +113,7 @@ int aggregator_state_get(struct aggregator_state *s, const char *request_id,
 	sqlite3_reset(st);
 	return step == SQLITE_ROW || step == SQLITE_DONE
 		       ? MQP_OK
-		       : mqp_store_fail(s->store, aggregator_state__sql[AS_JOB_GET]);
+		       : mqp_queries_fail(&s->q, AS_JOB_GET);
 }
 
 /* Binds an int64 column that is NULL while 0 ("not yet"). */
@@ -141,7 +128,7 @@ static void aggregator_state__bind_time(sqlite3_stmt *st, int i, int64_t v)
 int aggregator_state_put(struct aggregator_state *s, const struct aggregator_job *j,
 			 int64_t due_ms)
 {
-	sqlite3_stmt *st = s->stmt[AS_JOB_PUT];
+	sqlite3_stmt *st = s->q.stmt[AS_JOB_PUT];
 	sqlite3_bind_text(st, 1, j->request_id, -1, SQLITE_STATIC);
 	if (j->kind[0]) {
 		sqlite3_bind_text(st, 2, j->kind, -1, SQLITE_STATIC);
@@ -167,7 +154,7 @@ int aggregator_state_put(struct aggregator_state *s, const struct aggregator_job
 int aggregator_state_add_input(struct aggregator_state *s, const struct fanin_input *in,
 			       int64_t arrived_ms)
 {
-	sqlite3_stmt *st = s->stmt[AS_INPUT_ADD];
+	sqlite3_stmt *st = s->q.stmt[AS_INPUT_ADD];
 	sqlite3_bind_text(st, 1, in->ids.request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, in->ids.case_id, -1, SQLITE_STATIC);
 	if (in->index >= 0)
@@ -178,7 +165,7 @@ int aggregator_state_add_input(struct aggregator_state *s, const struct fanin_in
 	sqlite3_bind_text(st, 5, in->result, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, in->worker, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, arrived_ms);
-	return mqp_store_exec(s->store, st);
+	return mqp_store_exec(s->q.store, st);
 }
 
 int aggregator_state_each_input(struct aggregator_state *s, const char *request_id,
@@ -186,7 +173,7 @@ int aggregator_state_each_input(struct aggregator_state *s, const char *request_
 					  const char *result),
 				void *arg)
 {
-	sqlite3_stmt *st = s->stmt[AS_INPUTS];
+	sqlite3_stmt *st = s->q.stmt[AS_INPUTS];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
 	int step, rc = MQP_OK;
 	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
@@ -194,35 +181,35 @@ int aggregator_state_each_input(struct aggregator_state *s, const char *request_
 			(uint64_t)sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2));
 	sqlite3_reset(st);
 	if (!rc && step != SQLITE_DONE)
-		rc = mqp_store_fail(s->store, aggregator_state__sql[AS_INPUTS]);
+		rc = mqp_queries_fail(&s->q, AS_INPUTS);
 	return rc;
 }
 
 int aggregator_state_mark_done(struct aggregator_state *s, const char *request_id,
 			       int64_t now_ms)
 {
-	sqlite3_stmt *st = s->stmt[AS_JOB_DONE];
+	sqlite3_stmt *st = s->q.stmt[AS_JOB_DONE];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms);
 	int rc = aggregator_state__exec(s, AS_JOB_DONE);
 	if (rc)
 		return rc;
-	sqlite3_bind_text(s->stmt[AS_INPUTS_DROP], 1, request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->q.stmt[AS_INPUTS_DROP], 1, request_id, -1, SQLITE_STATIC);
 	return aggregator_state__exec(s, AS_INPUTS_DROP);
 }
 
 int aggregator_state_purge(struct aggregator_state *s, int64_t before_ms, int batch)
 {
-	sqlite3_stmt *st = s->stmt[AS_PURGE];
+	sqlite3_stmt *st = s->q.stmt[AS_PURGE];
 	sqlite3_bind_int64(st, 1, before_ms);
 	sqlite3_bind_int(st, 2, batch);
-	return mqp_store_exec(s->store, st);
+	return mqp_store_exec(s->q.store, st);
 }
 
 int aggregator_state_orphans(struct aggregator_state *s, int64_t before_ms, int batch,
 			     char (*ids)[JOBS_ID_MAX + 1], int64_t *inputs, int *n)
 {
-	sqlite3_stmt *st = s->stmt[AS_ORPHANS];
+	sqlite3_stmt *st = s->q.stmt[AS_ORPHANS];
 	int step = SQLITE_DONE;
 	*n = 0;
 	sqlite3_bind_int64(st, 1, before_ms);
@@ -233,7 +220,7 @@ int aggregator_state_orphans(struct aggregator_state *s, int64_t before_ms, int 
 	}
 	sqlite3_reset(st);
 	if (*n == 0 && step != SQLITE_DONE)
-		return mqp_store_fail(s->store, aggregator_state__sql[AS_ORPHANS]);
+		return mqp_queries_fail(&s->q, AS_ORPHANS);
 	return MQP_OK;
 }
 
@@ -242,7 +229,7 @@ int aggregator_state_forget(struct aggregator_state *s, const char *request_id)
 	static const enum aggregator_state__stmt drops[] = {AS_INPUTS_DROP, AS_JOB_DROP};
 	int rc = MQP_OK;
 	for (size_t k = 0; k < sizeof(drops) / sizeof(drops[0]) && !rc; k++) {
-		sqlite3_bind_text(s->stmt[drops[k]], 1, request_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s->q.stmt[drops[k]], 1, request_id, -1, SQLITE_STATIC);
 		rc = aggregator_state__exec(s, drops[k]);
 	}
 	return rc;
@@ -250,7 +237,7 @@ int aggregator_state_forget(struct aggregator_state *s, const char *request_id)
 
 int aggregator_state_first_due(struct aggregator_state *s, int64_t now_ms, char *request_id)
 {
-	sqlite3_stmt *st = s->stmt[AS_FIRST_DUE];
+	sqlite3_stmt *st = s->q.stmt[AS_FIRST_DUE];
 	sqlite3_bind_int64(st, 1, now_ms);
 	int step = sqlite3_step(st);
 	if (step == SQLITE_ROW)
@@ -258,12 +245,12 @@ int aggregator_state_first_due(struct aggregator_state *s, int64_t now_ms, char 
 	sqlite3_reset(st);
 	if (step == SQLITE_DONE)
 		return 0;
-	return step == SQLITE_ROW ? 1 : mqp_store_fail(s->store, aggregator_state__sql[AS_FIRST_DUE]);
+	return step == SQLITE_ROW ? 1 : mqp_queries_fail(&s->q, AS_FIRST_DUE);
 }
 
 int aggregator_state_next_due(struct aggregator_state *s, int64_t *due_ms)
 {
-	sqlite3_stmt *st = s->stmt[AS_NEXT_DUE];
+	sqlite3_stmt *st = s->q.stmt[AS_NEXT_DUE];
 	int step = sqlite3_step(st);
 	*due_ms = step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL
 			  ? sqlite3_column_int64(st, 0)
@@ -271,5 +258,5 @@ int aggregator_state_next_due(struct aggregator_state *s, int64_t *due_ms)
 	sqlite3_reset(st);
 	return step == SQLITE_ROW || step == SQLITE_DONE
 		       ? MQP_OK
-		       : mqp_store_fail(s->store, aggregator_state__sql[AS_NEXT_DUE]);
+		       : mqp_queries_fail(&s->q, AS_NEXT_DUE);
 }

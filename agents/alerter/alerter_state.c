@@ -44,39 +44,26 @@ static const char *const alerter_state__sql[AS__COUNT] = {
 };
 
 struct alerter_state {
-	struct mqp_store *store;
-	sqlite3_stmt *stmt[AS__COUNT];
+	struct mqp_queries q; /* first: the block mqp_queries_new allocates */
 };
 
 int alerter_state_open(struct mqp_store *store, struct alerter_state **out)
 {
-	struct alerter_state *s = calloc(1, sizeof(*s));
-	*out = NULL;
-	if (!s)
-		return MQP_ERR_NOMEM;
-	s->store = store;
-	int rc = mqp_store_prepare_all(store, alerter_state__sql, s->stmt, AS__COUNT);
-	if (rc) {
-		alerter_state_close(s);
-		return rc;
-	}
-	*out = s;
-	return MQP_OK;
+	int rc;
+	*out = mqp_queries_new(store, alerter_state__sql, AS__COUNT, sizeof(**out), &rc);
+	return rc;
 }
 
 void alerter_state_close(struct alerter_state *s)
 {
-	if (!s)
-		return;
-	mqp_store_finalize_all(s->stmt, AS__COUNT);
-	free(s);
+	mqp_queries_free(s ? &s->q : NULL);
 }
 
 /* Binds the series' key (?1 rule, ?2 series) and returns the statement. */
 static sqlite3_stmt *alerter_state__key(struct alerter_state *s, enum alerter_state__stmt which,
 					const struct alert_rule *r, const struct alert_point *p)
 {
-	sqlite3_stmt *st = s->stmt[which];
+	sqlite3_stmt *st = s->q.stmt[which];
 	sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, p->series, -1, SQLITE_STATIC);
 	return st;
@@ -102,7 +89,7 @@ int alerter_state_get(struct alerter_state *s, const struct alert_rule *r,
 	sqlite3_reset(st);
 	return step == SQLITE_ROW || step == SQLITE_DONE
 		       ? MQP_OK
-		       : mqp_store_fail(s->store, alerter_state__sql[AS_GET]);
+		       : mqp_queries_fail(&s->q, AS_GET);
 }
 
 int alerter_state_put(struct alerter_state *s, const struct alert_rule *r,
@@ -121,7 +108,7 @@ int alerter_state_put(struct alerter_state *s, const struct alert_rule *r,
 		sqlite3_bind_int64(st, 11, series->last_alert);
 	else
 		sqlite3_bind_null(st, 11);
-	int rc = mqp_store_exec(s->store, st);
+	int rc = mqp_store_exec(s->q.store, st);
 	return rc < 0 ? rc : MQP_OK;
 }
 
@@ -135,7 +122,7 @@ int alerter_state_seen(struct alerter_state *s, const struct alert_rule *r,
 	sqlite3_reset(st);
 	if (step == SQLITE_ROW || step == SQLITE_DONE)
 		return step == SQLITE_ROW;
-	return mqp_store_fail(s->store, alerter_state__sql[AS_POINT_SEEN]);
+	return mqp_queries_fail(&s->q, AS_POINT_SEEN);
 }
 
 int alerter_state_add_point(struct alerter_state *s, const struct alert_rule *r,
@@ -145,7 +132,7 @@ int alerter_state_add_point(struct alerter_state *s, const struct alert_rule *r,
 	sqlite3_bind_int64(st, 3, p->ts);
 	sqlite3_bind_double(st, 4, p->value);
 	sqlite3_bind_int64(st, 5, arrived_ms);
-	return mqp_store_exec(s->store, st);
+	return mqp_store_exec(s->q.store, st);
 }
 
 int alerter_state_range(struct alerter_state *s, const struct alert_rule *r,
@@ -163,7 +150,7 @@ int alerter_state_range(struct alerter_state *s, const struct alert_rule *r,
 			win_add(w, sqlite3_column_double(st, 0));
 	}
 	sqlite3_reset(st);
-	return step == SQLITE_DONE ? MQP_OK : mqp_store_fail(s->store, alerter_state__sql[AS_RANGE]);
+	return step == SQLITE_DONE ? MQP_OK : mqp_queries_fail(&s->q, AS_RANGE);
 }
 
 int alerter_state_purge(struct alerter_state *s, const struct alert_rule *r,
@@ -172,6 +159,6 @@ int alerter_state_purge(struct alerter_state *s, const struct alert_rule *r,
 	sqlite3_stmt *st = alerter_state__key(s, AS_PURGE, r, p);
 	sqlite3_bind_int64(st, 3, before_ts);
 	sqlite3_bind_int64(st, 4, arrived_before_ms);
-	int rc = mqp_store_exec(s->store, st);
+	int rc = mqp_store_exec(s->q.store, st);
 	return rc < 0 ? rc : MQP_OK;
 }

@@ -63,53 +63,34 @@ static const char *const counter_state__sql[CS__COUNT] = {
 };
 
 struct counter_state {
-	struct mqp_store *store;
-	sqlite3_stmt *stmt[CS__COUNT];
+	struct mqp_queries q; /* first: the block mqp_queries_new allocates */
 };
 
 int counter_state_open(struct mqp_store *store, struct counter_state **out)
 {
-	struct counter_state *s = calloc(1, sizeof(*s));
-	*out = NULL;
-	if (!s)
-		return MQP_ERR_NOMEM;
-	s->store = store;
-	int rc = mqp_store_prepare_all(store, counter_state__sql, s->stmt, CS__COUNT);
-	if (rc) {
-		counter_state_close(s);
-		return rc;
-	}
-	*out = s;
-	return MQP_OK;
+	int rc;
+	*out = mqp_queries_new(store, counter_state__sql, CS__COUNT, sizeof(**out), &rc);
+	return rc;
 }
 
 void counter_state_close(struct counter_state *s)
 {
-	if (!s)
-		return;
-	mqp_store_finalize_all(s->stmt, CS__COUNT);
-	free(s);
-}
-
-/* Steps a write statement once. Returns rows changed or MQP_ERR_DB. */
-static int counter_state__exec(struct counter_state *s, enum counter_state__stmt which)
-{
-	return mqp_store_exec(s->store, s->stmt[which]);
+	mqp_queries_free(s ? &s->q : NULL);
 }
 
 int counter_state_add_recv(struct counter_state *s, const struct sr_recv *r)
 {
-	sqlite3_stmt *st = s->stmt[CS_RECV_ADD];
+	sqlite3_stmt *st = s->q.stmt[CS_RECV_ADD];
 	sqlite3_bind_text(st, 1, r->module, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)r->timestamp);
-	return counter_state__exec(s, CS_RECV_ADD);
+	return mqp_queries_exec(&s->q, CS_RECV_ADD);
 }
 
 int64_t counter_state_received(struct counter_state *s, const struct sr_diag *d)
 {
 	struct sr_window w;
 	sr_window_init(&w, d->attempts);
-	sqlite3_stmt *st = s->stmt[CS_DIAG_EARLIER];
+	sqlite3_stmt *st = s->q.stmt[CS_DIAG_EARLIER];
 	sqlite3_bind_text(st, 1, d->module, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)d->timestamp);
 	int rc;
@@ -120,41 +101,41 @@ int64_t counter_state_received(struct counter_state *s, const struct sr_diag *d)
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return mqp_store_fail(s->store, counter_state__sql[CS_DIAG_EARLIER]);
+		return mqp_queries_fail(&s->q, CS_DIAG_EARLIER);
 
-	st = s->stmt[CS_RECV_COUNT];
+	st = s->q.stmt[CS_RECV_COUNT];
 	sqlite3_bind_text(st, 1, d->module, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, w.found ? (sqlite3_int64)w.after_timestamp : -1);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)d->timestamp);
 	int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
 	sqlite3_reset(st);
-	return n < 0 ? mqp_store_fail(s->store, counter_state__sql[CS_RECV_COUNT]) : n;
+	return n < 0 ? mqp_queries_fail(&s->q, CS_RECV_COUNT) : n;
 }
 
 int counter_state_add_diag(struct counter_state *s, const struct sr_diag *d, int64_t received)
 {
-	sqlite3_stmt *st = s->stmt[CS_DIAG_ADD];
+	sqlite3_stmt *st = s->q.stmt[CS_DIAG_ADD];
 	sqlite3_bind_text(st, 1, d->module, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)d->timestamp);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)d->attempts);
 	sqlite3_bind_int64(st, 4, received);
-	return counter_state__exec(s, CS_DIAG_ADD);
+	return mqp_queries_exec(&s->q, CS_DIAG_ADD);
 }
 
 int counter_state_job(struct counter_state *s, const char *request_id, int64_t now_ms,
 		      struct jobs_state *out)
 {
-	sqlite3_stmt *st = s->stmt[CS_JOB_ENSURE];
+	sqlite3_stmt *st = s->q.stmt[CS_JOB_ENSURE];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms);
-	int rc = counter_state__exec(s, CS_JOB_ENSURE);
+	int rc = mqp_queries_exec(&s->q, CS_JOB_ENSURE);
 	if (rc < 0)
 		return rc;
-	st = s->stmt[CS_JOB_GET];
+	st = s->q.stmt[CS_JOB_GET];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_reset(st);
-		return mqp_store_fail(s->store, counter_state__sql[CS_JOB_GET]);
+		return mqp_queries_fail(&s->q, CS_JOB_GET);
 	}
 	out->accepted = sqlite3_column_type(st, 0) != SQLITE_NULL;
 	out->target = (uint64_t)sqlite3_column_int64(st, 0);
@@ -166,45 +147,45 @@ int counter_state_job(struct counter_state *s, const char *request_id, int64_t n
 
 int counter_state_accept(struct counter_state *s, const struct jobs_accepted *a)
 {
-	sqlite3_stmt *st = s->stmt[CS_JOB_ACCEPT];
+	sqlite3_stmt *st = s->q.stmt[CS_JOB_ACCEPT];
 	sqlite3_bind_text(st, 1, a->request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)a->target);
 	sqlite3_bind_text(st, 3, a->kind, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)a->accepted_at);
-	int rc = counter_state__exec(s, CS_JOB_ACCEPT);
+	int rc = mqp_queries_exec(&s->q, CS_JOB_ACCEPT);
 	return rc < 0 ? rc : MQP_OK;
 }
 
 int counter_state_add_case(struct counter_state *s, const char *request_id, const char *case_id)
 {
-	sqlite3_stmt *st = s->stmt[CS_CASE_ADD];
+	sqlite3_stmt *st = s->q.stmt[CS_CASE_ADD];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, case_id, -1, SQLITE_STATIC);
-	int rc = counter_state__exec(s, CS_CASE_ADD);
+	int rc = mqp_queries_exec(&s->q, CS_CASE_ADD);
 	if (rc <= 0)
 		return rc; /* 0: this case was counted already */
-	st = s->stmt[CS_JOB_COMPLETED];
+	st = s->q.stmt[CS_JOB_COMPLETED];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
-	rc = counter_state__exec(s, CS_JOB_COMPLETED);
+	rc = mqp_queries_exec(&s->q, CS_JOB_COMPLETED);
 	return rc < 0 ? rc : 1;
 }
 
 int counter_state_mark_triggered(struct counter_state *s, const char *request_id, int64_t now_ms)
 {
-	sqlite3_stmt *st = s->stmt[CS_JOB_TRIGGERED];
+	sqlite3_stmt *st = s->q.stmt[CS_JOB_TRIGGERED];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms);
-	int rc = counter_state__exec(s, CS_JOB_TRIGGERED);
+	int rc = mqp_queries_exec(&s->q, CS_JOB_TRIGGERED);
 	return rc < 0 ? rc : MQP_OK;
 }
 
 int counter_state_purge(struct counter_state *s, int64_t before_ms, int batch)
 {
 	for (int which = CS_PURGE_CASES; which <= CS_PURGE_JOBS; which++) {
-		sqlite3_stmt *st = s->stmt[which];
+		sqlite3_stmt *st = s->q.stmt[which];
 		sqlite3_bind_int64(st, 1, before_ms);
 		sqlite3_bind_int(st, 2, batch);
-		int rc = counter_state__exec(s, (enum counter_state__stmt)which);
+		int rc = mqp_queries_exec(&s->q, (size_t)which);
 		if (rc < 0)
 			return rc;
 	}

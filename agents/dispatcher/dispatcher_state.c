@@ -42,44 +42,31 @@ static const char *const dispatcher_state__sql[DS__COUNT] = {
 };
 
 struct dispatcher_state {
-	struct mqp_store *store;
-	sqlite3_stmt *stmt[DS__COUNT];
+	struct mqp_queries q; /* first: the block mqp_queries_new allocates */
 };
 
 int dispatcher_state_open(struct mqp_store *store, struct dispatcher_state **out)
 {
-	struct dispatcher_state *s = calloc(1, sizeof(*s));
-	*out = NULL;
-	if (!s)
-		return MQP_ERR_NOMEM;
-	s->store = store;
-	int rc = mqp_store_prepare_all(store, dispatcher_state__sql, s->stmt, DS__COUNT);
-	if (rc) {
-		dispatcher_state_close(s);
-		return rc;
-	}
-	*out = s;
-	return MQP_OK;
+	int rc;
+	*out = mqp_queries_new(store, dispatcher_state__sql, DS__COUNT, sizeof(**out), &rc);
+	return rc;
 }
 
 void dispatcher_state_close(struct dispatcher_state *s)
 {
-	if (!s)
-		return;
-	mqp_store_finalize_all(s->stmt, DS__COUNT);
-	free(s);
+	mqp_queries_free(s ? &s->q : NULL);
 }
 
 /* Steps a write statement once. Returns 0 or MQP_ERR_DB. */
 static int dispatcher_state__exec(struct dispatcher_state *s, enum dispatcher_state__stmt which)
 {
-	int rc = mqp_store_exec(s->store, s->stmt[which]);
+	int rc = mqp_queries_exec(&s->q, which);
 	return rc < 0 ? rc : MQP_OK;
 }
 
 int dispatcher_state_digest(struct dispatcher_state *s, const char *request_id, uint64_t *digest)
 {
-	sqlite3_stmt *st = s->stmt[DS_JOB_DIGEST];
+	sqlite3_stmt *st = s->q.stmt[DS_JOB_DIGEST];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
 	int step = sqlite3_step(st);
 	*digest = step == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
@@ -87,21 +74,21 @@ int dispatcher_state_digest(struct dispatcher_state *s, const char *request_id, 
 	if (step == SQLITE_ROW)
 		return 1;
 	if (step != SQLITE_DONE)
-		return mqp_store_fail(s->store, dispatcher_state__sql[DS_JOB_DIGEST]);
+		return mqp_queries_fail(&s->q, DS_JOB_DIGEST);
 	return 0;
 }
 
 int dispatcher_state_add_job(struct dispatcher_state *s, const struct dispatch_job *job,
 			     int64_t accepted_ms)
 {
-	sqlite3_stmt *st = s->stmt[DS_JOB_ADD];
+	sqlite3_stmt *st = s->q.stmt[DS_JOB_ADD];
 	sqlite3_bind_text(st, 1, job->request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, job->kind, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)job->digest);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)job->n_cases);
 	sqlite3_bind_int64(st, 5, accepted_ms);
 	int rc = dispatcher_state__exec(s, DS_JOB_ADD);
-	st = s->stmt[DS_CASE_ADD];
+	st = s->q.stmt[DS_CASE_ADD];
 	for (size_t i = 0; !rc && i < job->n_cases; i++) {
 		sqlite3_bind_text(st, 1, job->request_id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
@@ -114,13 +101,13 @@ int dispatcher_state_add_job(struct dispatcher_state *s, const struct dispatch_j
 int dispatcher_state_next_unsent(struct dispatcher_state *s, char *request_id, int64_t *sent,
 				 int64_t *cases)
 {
-	sqlite3_stmt *st = s->stmt[DS_NEXT_UNSENT];
+	sqlite3_stmt *st = s->q.stmt[DS_NEXT_UNSENT];
 	int step = sqlite3_step(st);
 	if (step != SQLITE_ROW) {
 		sqlite3_reset(st);
 		return step == SQLITE_DONE
 			       ? 0
-			       : mqp_store_fail(s->store, dispatcher_state__sql[DS_NEXT_UNSENT]);
+			       : mqp_queries_fail(&s->q, DS_NEXT_UNSENT);
 	}
 	snprintf(request_id, JOBS_ID_MAX + 1, "%s", (const char *)sqlite3_column_text(st, 0));
 	*sent = sqlite3_column_int64(st, 1);
@@ -133,7 +120,7 @@ int dispatcher_state_each_case(struct dispatcher_state *s, const char *request_i
 			       int64_t limit, int (*fn)(void *arg, const char *request, size_t len),
 			       void *arg, int64_t *n)
 {
-	sqlite3_stmt *st = s->stmt[DS_CASES_FROM];
+	sqlite3_stmt *st = s->q.stmt[DS_CASES_FROM];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, from);
 	sqlite3_bind_int64(st, 3, limit);
@@ -148,13 +135,13 @@ int dispatcher_state_each_case(struct dispatcher_state *s, const char *request_i
 	if (rc)
 		return rc;
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		return mqp_store_fail(s->store, dispatcher_state__sql[DS_CASES_FROM]);
+		return mqp_queries_fail(&s->q, DS_CASES_FROM);
 	return MQP_OK;
 }
 
 int dispatcher_state_mark_sent(struct dispatcher_state *s, const char *request_id, int64_t sent)
 {
-	sqlite3_stmt *st = s->stmt[DS_JOB_SENT];
+	sqlite3_stmt *st = s->q.stmt[DS_JOB_SENT];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, sent);
 	return dispatcher_state__exec(s, DS_JOB_SENT);
@@ -162,7 +149,7 @@ int dispatcher_state_mark_sent(struct dispatcher_state *s, const char *request_i
 
 int dispatcher_state_drop_cases(struct dispatcher_state *s, const char *request_id)
 {
-	sqlite3_stmt *st = s->stmt[DS_CASES_DROP];
+	sqlite3_stmt *st = s->q.stmt[DS_CASES_DROP];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_TRANSIENT);
 	return dispatcher_state__exec(s, DS_CASES_DROP);
 }

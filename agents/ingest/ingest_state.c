@@ -36,39 +36,26 @@ static const char *const ingest_state__sql[IS__COUNT] = {
 };
 
 struct ingest_state {
-	struct mqp_store *store;
-	sqlite3_stmt *stmt[IS__COUNT];
+	struct mqp_queries q; /* first: the block mqp_queries_new allocates */
 };
 
 int ingest_state_open(struct mqp_store *store, struct ingest_state **out)
 {
-	struct ingest_state *s = calloc(1, sizeof(*s));
-	*out = NULL;
-	if (!s)
-		return MQP_ERR_NOMEM;
-	s->store = store;
-	int rc = mqp_store_prepare_all(store, ingest_state__sql, s->stmt, IS__COUNT);
-	if (rc) {
-		ingest_state_close(s);
-		return rc;
-	}
-	*out = s;
-	return MQP_OK;
+	int rc;
+	*out = mqp_queries_new(store, ingest_state__sql, IS__COUNT, sizeof(**out), &rc);
+	return rc;
 }
 
 void ingest_state_close(struct ingest_state *s)
 {
-	if (!s)
-		return;
-	mqp_store_finalize_all(s->stmt, IS__COUNT);
-	free(s);
+	mqp_queries_free(s ? &s->q : NULL);
 }
 
 int ingest_state_remembered(struct ingest_state *s, const unsigned char *key, size_t klen,
 			    char **reply)
 {
 	*reply = NULL;
-	sqlite3_stmt *st = s->stmt[IS_REQUEST_GET];
+	sqlite3_stmt *st = s->q.stmt[IS_REQUEST_GET];
 	sqlite3_bind_blob(st, 1, key, (int)klen, SQLITE_STATIC);
 	int step = sqlite3_step(st);
 	if (step == SQLITE_ROW && !(*reply = strdup((const char *)sqlite3_column_text(st, 0)))) {
@@ -78,32 +65,32 @@ int ingest_state_remembered(struct ingest_state *s, const unsigned char *key, si
 	sqlite3_reset(st);
 	return step == SQLITE_ROW || step == SQLITE_DONE
 		       ? MQP_OK
-		       : mqp_store_fail(s->store, ingest_state__sql[IS_REQUEST_GET]);
+		       : mqp_queries_fail(&s->q, IS_REQUEST_GET);
 }
 
 int ingest_state_remember(struct ingest_state *s, const unsigned char *key, size_t klen,
 			  const char *reply, int64_t created_ms)
 {
-	sqlite3_stmt *st = s->stmt[IS_REQUEST_ADD];
+	sqlite3_stmt *st = s->q.stmt[IS_REQUEST_ADD];
 	sqlite3_bind_blob(st, 1, key, (int)klen, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, reply, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, created_ms);
-	int rc = mqp_store_exec(s->store, st);
+	int rc = mqp_store_exec(s->q.store, st);
 	return rc < 0 ? rc : MQP_OK;
 }
 
 int ingest_state_add_user(struct ingest_state *s, const struct ingest_user *u, int64_t created_ms,
 			  int64_t *id)
 {
-	sqlite3_stmt *st = s->stmt[IS_USER_ADD];
+	sqlite3_stmt *st = s->q.stmt[IS_USER_ADD];
 	sqlite3_bind_text(st, 1, u->user_name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, u->pincode, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, created_ms);
-	int rc = mqp_store_exec(s->store, st);
+	int rc = mqp_store_exec(s->q.store, st);
 	if (rc < 0)
 		return rc;
-	*id = sqlite3_last_insert_rowid(mqp_store_db(s->store));
+	*id = sqlite3_last_insert_rowid(mqp_store_db(s->q.store));
 	return MQP_OK;
 }
 
@@ -112,7 +99,7 @@ int ingest_state_each_user(struct ingest_state *s, int64_t after, int64_t limit,
 				     const char *email, const char *pincode, int64_t created_ms),
 			   void *arg, int *more)
 {
-	sqlite3_stmt *st = s->stmt[IS_LIST];
+	sqlite3_stmt *st = s->q.stmt[IS_LIST];
 	sqlite3_bind_int64(st, 1, after);
 	sqlite3_bind_int64(st, 2, limit + 1); /* one more tells whether there is a next page */
 	int step, rc = MQP_OK;
@@ -128,14 +115,14 @@ int ingest_state_each_user(struct ingest_state *s, int64_t after, int64_t limit,
 	if (rc)
 		return rc;
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		return mqp_store_fail(s->store, ingest_state__sql[IS_LIST]);
+		return mqp_queries_fail(&s->q, IS_LIST);
 	return MQP_OK;
 }
 
 int ingest_state_purge(struct ingest_state *s, int64_t before_ms, int batch)
 {
-	sqlite3_stmt *st = s->stmt[IS_REQUEST_PURGE];
+	sqlite3_stmt *st = s->q.stmt[IS_REQUEST_PURGE];
 	sqlite3_bind_int64(st, 1, before_ms);
 	sqlite3_bind_int(st, 2, batch);
-	return mqp_store_exec(s->store, st);
+	return mqp_store_exec(s->q.store, st);
 }

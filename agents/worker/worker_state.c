@@ -39,40 +39,27 @@ static const char *const worker_state__sql[WS__COUNT] = {
 };
 
 struct worker_state {
-	struct mqp_store *store;
-	sqlite3_stmt *stmt[WS__COUNT];
+	struct mqp_queries q; /* first: the block mqp_queries_new allocates */
 };
 
 int worker_state_open(struct mqp_store *store, struct worker_state **out)
 {
-	struct worker_state *s = calloc(1, sizeof(*s));
-	*out = NULL;
-	if (!s)
-		return MQP_ERR_NOMEM;
-	s->store = store;
-	int rc = mqp_store_prepare_all(store, worker_state__sql, s->stmt, WS__COUNT);
-	if (rc) {
-		worker_state_close(s);
-		return rc;
-	}
-	*out = s;
-	return MQP_OK;
+	int rc;
+	*out = mqp_queries_new(store, worker_state__sql, WS__COUNT, sizeof(**out), &rc);
+	return rc;
 }
 
 void worker_state_close(struct worker_state *s)
 {
-	if (!s)
-		return;
-	mqp_store_finalize_all(s->stmt, WS__COUNT);
-	free(s);
+	mqp_queries_free(s ? &s->q : NULL);
 }
 
 int worker_state_counts(struct worker_state *s, int64_t *running, int64_t *queued)
 {
-	sqlite3_stmt *st = s->stmt[WS_COUNTS];
+	sqlite3_stmt *st = s->q.stmt[WS_COUNTS];
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_reset(st);
-		return mqp_store_fail(s->store, worker_state__sql[WS_COUNTS]);
+		return mqp_queries_fail(&s->q, WS_COUNTS);
 	}
 	*running = sqlite3_column_int64(st, 0);
 	*queued = sqlite3_column_int64(st, 1);
@@ -83,19 +70,19 @@ int worker_state_counts(struct worker_state *s, int64_t *running, int64_t *queue
 int worker_state_add(struct worker_state *s, const struct work_case *c, const void *request,
 		     size_t len, unsigned work_ms)
 {
-	sqlite3_stmt *st = s->stmt[WS_ADD];
+	sqlite3_stmt *st = s->q.stmt[WS_ADD];
 	sqlite3_bind_text(st, 1, c->request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, c->case_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, request, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, work_ms);
-	return mqp_store_exec(s->store, st);
+	return mqp_store_exec(s->q.store, st);
 }
 
 /* The rows are read before they are changed (worker_state_start): SQLite
  * leaves a scan of rows being updated undefined. */
 int worker_state_queued(struct worker_state *s, int64_t limit, int64_t *seqs, int *n)
 {
-	sqlite3_stmt *q = s->stmt[WS_QUEUED];
+	sqlite3_stmt *q = s->q.stmt[WS_QUEUED];
 	int step;
 	*n = 0;
 	sqlite3_bind_int64(q, 1, limit);
@@ -103,23 +90,23 @@ int worker_state_queued(struct worker_state *s, int64_t limit, int64_t *seqs, in
 		seqs[(*n)++] = sqlite3_column_int64(q, 0);
 	sqlite3_reset(q);
 	if (step != SQLITE_DONE)
-		return mqp_store_fail(s->store, worker_state__sql[WS_QUEUED]);
+		return mqp_queries_fail(&s->q, WS_QUEUED);
 	return MQP_OK;
 }
 
 int worker_state_start(struct worker_state *s, int64_t seq, int64_t now_ms)
 {
-	sqlite3_stmt *st = s->stmt[WS_START];
+	sqlite3_stmt *st = s->q.stmt[WS_START];
 	sqlite3_bind_int64(st, 1, seq);
 	sqlite3_bind_int64(st, 2, now_ms);
-	int rc = mqp_store_exec(s->store, st);
+	int rc = mqp_store_exec(s->q.store, st);
 	return rc < 0 ? rc : MQP_OK;
 }
 
 int worker_state_due(struct worker_state *s, int64_t now_ms, int limit,
 		     struct worker_state_due *due, int *n)
 {
-	sqlite3_stmt *st = s->stmt[WS_DUE];
+	sqlite3_stmt *st = s->q.stmt[WS_DUE];
 	sqlite3_bind_int64(st, 1, now_ms);
 	sqlite3_bind_int(st, 2, limit);
 	int step, rc = MQP_OK;
@@ -136,7 +123,7 @@ int worker_state_due(struct worker_state *s, int64_t now_ms, int limit,
 	}
 	sqlite3_reset(st);
 	if (!rc && step != SQLITE_DONE)
-		rc = mqp_store_fail(s->store, worker_state__sql[WS_DUE]);
+		rc = mqp_queries_fail(&s->q, WS_DUE);
 	return rc;
 }
 
@@ -148,21 +135,21 @@ void worker_state_due_free(struct worker_state_due *due, int n)
 
 int worker_state_done(struct worker_state *s, int64_t seq)
 {
-	sqlite3_stmt *st = s->stmt[WS_DONE];
+	sqlite3_stmt *st = s->q.stmt[WS_DONE];
 	sqlite3_bind_int64(st, 1, seq);
-	int rc = mqp_store_exec(s->store, st);
+	int rc = mqp_store_exec(s->q.store, st);
 	return rc < 0 ? rc : MQP_OK;
 }
 
 int worker_state_next_due(struct worker_state *s, int64_t *due_ms)
 {
-	sqlite3_stmt *st = s->stmt[WS_NEXT_DUE];
+	sqlite3_stmt *st = s->q.stmt[WS_NEXT_DUE];
 	int step = sqlite3_step(st);
 	*due_ms = 0;
 	if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 		*due_ms = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	if (step != SQLITE_ROW)
-		return mqp_store_fail(s->store, worker_state__sql[WS_NEXT_DUE]);
+		return mqp_queries_fail(&s->q, WS_NEXT_DUE);
 	return MQP_OK;
 }
