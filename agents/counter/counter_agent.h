@@ -1,5 +1,6 @@
-/* The counter agent: its handler, schema and subscriptions, apart from main()
- * so tests can drive it against a real store without a broker. */
+/* The counter agent: its definition (handlers, subscriptions, and the schema
+ * from counter_state.h), apart from main() so tests can drive it against a
+ * real store without a broker. */
 #ifndef MQPIPE_COUNTER_AGENT_H
 #define MQPIPE_COUNTER_AGENT_H
 
