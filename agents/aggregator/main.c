@@ -1,7 +1,7 @@
-/* mqpipe-aggregator: see aggregator.c. */
+/* mqpipe-aggregator: see aggregator_agent.c. */
 #include <stdio.h>
 
-#include "aggregator.h"
+#include "aggregator_agent.h"
 
 int main(int argc, char **argv)
 {

@@ -1,7 +1,7 @@
-/* mqpipe-alerter: see alerter.c. */
+/* mqpipe-alerter: see alerter_agent.c. */
 #include <stdio.h>
 
-#include "alerter.h"
+#include "alerter_agent.h"
 
 int main(int argc, char **argv)
 {

@@ -1,7 +1,7 @@
-/* mqpipe-counter: see counter.c. */
+/* mqpipe-counter: see counter_agent.c. */
 #include <stdio.h>
 
-#include "counter.h"
+#include "counter_agent.h"
 
 int main(int argc, char **argv)
 {

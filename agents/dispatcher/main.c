@@ -1,7 +1,7 @@
-/* mqpipe-dispatcher: see dispatcher.c. */
+/* mqpipe-dispatcher: see dispatcher_agent.c. */
 #include <stdio.h>
 
-#include "dispatcher.h"
+#include "dispatcher_agent.h"
 
 int main(int argc, char **argv)
 {

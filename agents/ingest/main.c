@@ -1,7 +1,7 @@
-/* mqpipe-ingest: see ingest.c. */
+/* mqpipe-ingest: see ingest_agent.c. */
 #include <stdio.h>
 
-#include "ingest.h"
+#include "ingest_agent.h"
 
 int main(int argc, char **argv)
 {

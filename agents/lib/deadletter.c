@@ -3,8 +3,10 @@
 #include <string.h>
 
 #include "deadletter.h"
+#include "mqpipe/base64.h"
 #include "mqpipe/log.h"
 #include "mqpipe/runtime.h"
+#include "mqpipe/utf8.h"
 
 #define DEADLETTER__EXPIRE_EVERY_MS 60000 /* looked for this often at most... */
 #define DEADLETTER__EXPIRE_MIN_MS 1000    /* ...or a quarter of a shorter age, >= 1 s */

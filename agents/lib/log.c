@@ -1,5 +1,7 @@
 /* Logging: see mqpipe/log.h. */
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,44 +96,161 @@ static void log__json_escape(char *buf, size_t size, size_t *pos, const char *te
 	}
 }
 
-/* Rewrites `k=v k2="v 2"` pairs as `,"k":"v","k2":"v 2"`. A quoted value may
- * hold \" escapes; anything that is not a pair is kept under "msg". */
-static void log__kv_to_json(char *buf, size_t size, size_t *pos, const char *kv)
+/* Formats the one printf conversion at *f (just past its '%') with its
+ * argument from *ap, appending it to out[*n..size); *f moves past it. The
+ * conversions are those the format attribute of mqp_log lets through; %n is
+ * refused (prints nothing). The spec is rebuilt from the format, so the
+ * literal-format warning does not apply. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static void log__convert(char *out, size_t size, size_t *n, const char **f, va_list *ap)
 {
-	const char *p = kv;
-	while (*p) {
-		while (*p == ' ')
+	char spec[48] = "%";
+	size_t k = 1;
+	const char *p = *f;
+	while (*p && strchr("-+ #0", *p) && k < 8)
+		spec[k++] = *p++;
+	for (int part = 0; part < 2; part++) { /* the width, then the precision */
+		if (part == 1) {
+			if (*p != '.')
+				break;
+			spec[k++] = *p++;
+		}
+		if (*p == '*') {
+			k += (size_t)snprintf(spec + k, sizeof(spec) - k, "%d", va_arg(*ap, int));
 			p++;
-		const char *eq = strchr(p, '=');
-		const char *sp = strchr(p, ' ');
-		if (!*p)
-			break;
-		if (!eq || (sp && sp < eq)) { /* not a pair: keep the rest as text */
+		} else {
+			while (*p >= '0' && *p <= '9' && k < 32)
+				spec[k++] = *p++;
+		}
+	}
+	const char *len = p;
+	while (*p && strchr("hlzjtL", *p) && p - len < 2)
+		spec[k++] = *p++;
+	size_t nlen = (size_t)(p - len);
+	char conv = *p ? *p++ : '\0';
+	spec[k++] = conv;
+	spec[k] = '\0';
+	*f = p;
+
+	char *at = out + *n;
+	size_t room = size - *n;
+	int w = 0;
+	int ll = nlen == 2 && len[0] == 'l', l = nlen == 1 && len[0] == 'l';
+	char one = nlen == 1 ? len[0] : '\0';
+	switch (conv) {
+	case 'd': case 'i':
+		w = ll ? snprintf(at, room, spec, va_arg(*ap, long long))
+		    : l ? snprintf(at, room, spec, va_arg(*ap, long))
+		    : one == 'z' ? snprintf(at, room, spec, va_arg(*ap, ssize_t))
+		    : one == 'j' ? snprintf(at, room, spec, va_arg(*ap, intmax_t))
+		    : one == 't' ? snprintf(at, room, spec, va_arg(*ap, ptrdiff_t))
+				 : snprintf(at, room, spec, va_arg(*ap, int));
+		break;
+	case 'u': case 'o': case 'x': case 'X':
+		w = ll ? snprintf(at, room, spec, va_arg(*ap, unsigned long long))
+		    : l ? snprintf(at, room, spec, va_arg(*ap, unsigned long))
+		    : one == 'z' ? snprintf(at, room, spec, va_arg(*ap, size_t))
+		    : one == 'j' ? snprintf(at, room, spec, va_arg(*ap, uintmax_t))
+		    : one == 't' ? snprintf(at, room, spec, va_arg(*ap, ptrdiff_t))
+				 : snprintf(at, room, spec, va_arg(*ap, unsigned));
+		break;
+	case 'e': case 'E': case 'f': case 'F': case 'g': case 'G': case 'a': case 'A':
+		w = one == 'L' ? snprintf(at, room, spec, va_arg(*ap, long double))
+			       : snprintf(at, room, spec, va_arg(*ap, double));
+		break;
+	case 'c':
+		w = snprintf(at, room, spec, va_arg(*ap, int));
+		break;
+	case 's':
+		w = snprintf(at, room, spec, va_arg(*ap, const char *));
+		break;
+	case 'p':
+		w = snprintf(at, room, spec, va_arg(*ap, void *));
+		break;
+	case 'n':
+		(void)va_arg(*ap, void *);
+		break;
+	default: /* "%%", or a stray '%' at the end */
+		w = snprintf(at, room, "%s", conv == '%' ? "%" : "");
+		break;
+	}
+	if (w > 0)
+		*n = *n + (size_t)w < size - 1 ? *n + (size_t)w : size - 1;
+}
+#pragma GCC diagnostic pop
+
+/* Formats fmt from *f up to (not including) the first of stop outside a
+ * conversion, or its end, appending to out[*n..size) with the conversions'
+ * arguments from *ap; *f moves there. With quoted set, a backslash keeps the
+ * character after it (a \" inside a quoted value). */
+static void log__render(char *out, size_t size, size_t *n, const char **f, va_list *ap,
+			const char *stop, int quoted)
+{
+	const char *p = *f;
+	while (*p && !strchr(stop, *p)) {
+		if (*p == '%') {
+			p++;
+			log__convert(out, size, n, &p, ap);
+			continue;
+		}
+		int two = quoted && *p == '\\' && p[1];
+		for (int i = 0; i <= two; i++, p++)
+			if (*n < size - 1)
+				out[(*n)++] = *p;
+	}
+	out[*n] = '\0';
+	*f = p;
+}
+
+/* Appends the `k=v k2="v 2"` pairs of fmt as `,"k":"v","k2":"v 2"`, each
+ * value formatted from its own conversions (*ap), so no value is parsed back
+ * out of the formatted line. A value mqp_log_quote wrapped in double quotes
+ * (or a JSON string, as a case id is) is the text inside them, its escapes
+ * as they are. Text that is not a pair is kept, formatted, under "msg". */
+static void log__json_fields(char *buf, size_t size, size_t *pos, const char *fmt, va_list *ap)
+{
+	char text[1536];
+	const char *f = fmt;
+	for (;;) {
+		while (*f == ' ')
+			f++;
+		if (!*f)
+			return;
+		size_t n = 0;
+		log__render(text, sizeof(text), &n, &f, ap, "= ", 0);
+		if (*f != '=') { /* not a pair: keep the rest as text */
+			log__render(text, sizeof(text), &n, &f, ap, "", 0);
+			const char *t = text + strspn(text, " ");
+			if (!*t) /* a conversion that printed nothing */
+				return;
 			log__append(buf, size, pos, ",\"msg\":\"");
-			log__json_escape(buf, size, pos, p, strlen(p));
+			log__json_escape(buf, size, pos, t, strlen(t));
 			log__append(buf, size, pos, "\"");
 			return;
 		}
 		log__append(buf, size, pos, ",\"");
-		log__json_escape(buf, size, pos, p, (size_t)(eq - p));
+		log__json_escape(buf, size, pos, text, n);
 		log__append(buf, size, pos, "\":\"");
-		const char *v = eq + 1;
-		if (*v == '"') {
-			v++;
-			const char *start = v;
-			while (*v && !(*v == '"' && v[-1] != '\\'))
-				v++;
-			log__json_escape(buf, size, pos, start, (size_t)(v - start));
-			if (*v)
-				v++;
+		f++;
+		n = 0;
+		const char *v = text;
+		if (*f == '"') { /* quoted in the format: the whole value */
+			f++;
+			log__render(text, sizeof(text), &n, &f, ap, "\"", 1);
+			if (*f)
+				f++;
 		} else {
-			const char *start = v;
-			while (*v && *v != ' ')
-				v++;
-			log__json_escape(buf, size, pos, start, (size_t)(v - start));
+			log__render(text, sizeof(text), &n, &f, ap, " ", 0);
+			if (*text == '"') { /* quoted by the caller: what is inside */
+				const char *end = ++v;
+				while (*end && !(*end == '"' && end[-1] != '\\'))
+					end++;
+				n = (size_t)(end - v);
+			}
 		}
+		log__json_escape(buf, size, pos, v, n);
 		log__append(buf, size, pos, "\"");
-		p = v;
 	}
 }
 
@@ -139,12 +258,6 @@ void mqp_log(enum mqp_log_level level, const char *event, const char *fmt, ...)
 {
 	if (level > log__level)
 		return;
-	char kv[1536];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(kv, sizeof(kv), fmt, ap);
-	va_end(ap);
-
 	char ts[96]; /* wide enough for any int the compiler can imagine */
 	struct timespec now;
 	struct tm tm;
@@ -162,9 +275,17 @@ void mqp_log(enum mqp_log_level level, const char *event, const char *fmt, ...)
 		log__append(line, sizeof(line), &pos,
 					"{\"ts\":\"%s\",\"level\":\"%s\",\"agent\":\"%s\",\"event\":\"%s\"",
 					ts, log__names[level], log__agent, event);
-		log__kv_to_json(line, sizeof(line), &pos, kv);
+		va_list ap;
+		va_start(ap, fmt);
+		log__json_fields(line, sizeof(line), &pos, fmt, &ap);
+		va_end(ap);
 		log__append(line, sizeof(line), &pos, "}\n");
 	} else {
+		char kv[1536];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(kv, sizeof(kv), fmt, ap);
+		va_end(ap);
 		log__append(line, sizeof(line), &pos,
 					"ts=%s level=%s agent=%s event=%s%s%s\n", ts, log__names[level],
 					log__agent, event, kv[0] ? " " : "", kv);

@@ -598,3 +598,41 @@ int mqp_store_meta_set(struct mqp_store *store, const char *key, int64_t value)
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? MQP_OK : mqp_store_fail(store, "meta set");
 }
+
+void *mqp_queries_new(struct mqp_store *store, const char *const *sql, size_t n, size_t size,
+		      int *rc)
+{
+	struct mqp_queries *q = size >= sizeof(*q) ? calloc(1, size) : NULL;
+	if (!q || !(q->stmt = calloc(n ? n : 1, sizeof(*q->stmt)))) {
+		free(q);
+		*rc = MQP_ERR_NOMEM;
+		return NULL;
+	}
+	q->store = store;
+	q->sql = sql;
+	q->n = n;
+	if ((*rc = mqp_store_prepare_all(store, sql, q->stmt, n))) {
+		mqp_queries_free(q);
+		return NULL;
+	}
+	return q;
+}
+
+void mqp_queries_free(struct mqp_queries *q)
+{
+	if (!q)
+		return;
+	mqp_store_finalize_all(q->stmt, q->n);
+	free(q->stmt);
+	free(q);
+}
+
+int mqp_queries_exec(struct mqp_queries *q, size_t which)
+{
+	return mqp_store_exec(q->store, q->stmt[which]);
+}
+
+int mqp_queries_fail(struct mqp_queries *q, size_t which)
+{
+	return mqp_store_fail(q->store, q->sql[which]);
+}

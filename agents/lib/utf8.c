@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mqpipe/json.h"
+#include "mqpipe/utf8.h"
 
 int mqp_utf8_valid(const void *buf, size_t len)
 {

@@ -6,8 +6,10 @@
 #include <time.h>
 #include <cjson/cJSON.h>
 
+#include "mqpipe/base64.h"
 #include "mqpipe/error.h"
 #include "mqpipe/json.h"
+#include "mqpipe/utf8.h"
 #include "trace.h"
 
 void trace_msg_free(struct trace_msg *m)

@@ -1,7 +1,7 @@
-/* mqpipe-worker: see worker.c. */
+/* mqpipe-worker: see worker_agent.c. */
 #include <stdio.h>
 
-#include "worker.h"
+#include "worker_agent.h"
 
 int main(int argc, char **argv)
 {

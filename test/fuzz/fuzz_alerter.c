@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../agents/alerter/window.h"
+#include "../../agents/alerter/alerter_logic.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,8 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../agents/counter/success_rate.h"
-#include "../../agents/jobs/jobs.h"
+#include "../../agents/counter/counter_logic.h"
+#include "../../agents/jobs/jobs_logic.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../agents/dispatcher/dispatch.h"
+#include "../../agents/dispatcher/dispatcher_logic.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

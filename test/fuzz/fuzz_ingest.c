@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../../agents/ingest/validate.h"
+#include "../../agents/ingest/ingest_logic.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

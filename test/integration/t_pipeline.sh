@@ -67,13 +67,13 @@ done
 awk '$1 == "mqpipe-counter" && $9 >= 1 { ok = 1 } END { exit !ok }' "$T/status.out" ||
 	fail "status: the counter's dead letter is not counted: $(cat "$T/status.out")"
 # top redraws until interrupted: wait (on a busy machine, a while) for its
-# first table, then stop it as Ctrl-C would.
+# first table, then stop it (its trap ends it on TERM as on Ctrl-C).
 "$MQPIPE_ROOT/scripts/pipeline" top >"$T/top.out" 2>&1 &
 top_pid=$!
 top_drawn() { grep -qE '^mqpipe-counter +online' "$T/top.out"; }
 drawn=0
 wait_for 60 top_drawn || drawn=1
-kill -INT "$top_pid" 2>/dev/null || true
+kill "$top_pid" 2>/dev/null || true # TERM: a background job ignores INT
 wait "$top_pid" 2>/dev/null || true
 [ "$drawn" -eq 0 ] || fail "top: $(cat -v "$T/top.out")"
 

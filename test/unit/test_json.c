@@ -5,6 +5,7 @@
 #include "mqpipe/error.h"
 #include "mqpipe/json.h"
 #include "mqpipe/runtime.h"
+#include "mqpipe/utf8.h"
 
 static cJSON *parse_ok(const char *text)
 {

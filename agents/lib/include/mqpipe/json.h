@@ -60,14 +60,4 @@ int mqp_json_uint(const cJSON *obj, const char *name, uint64_t max, uint64_t *ou
  * when out of memory. */
 cJSON *mqp_json_add_uint(cJSON *obj, const char *name, uint64_t value);
 
-/* Whether buf[0..len) is well-formed UTF-8 (no overlongs, surrogates, or code
- * points past U+10FFFF). */
-int mqp_utf8_valid(const void *buf, size_t len);
-
-/* Standard base64 (with padding). encode returns a new string or NULL;
- * decode returns 0 with *out (free()) and *len, MQP_ERR_INPUT for text that
- * is not base64, or MQP_ERR_NOMEM. */
-char *mqp_base64_encode(const void *data, size_t n);
-int mqp_base64_decode(const char *text, unsigned char **out, size_t *len);
-
 #endif

@@ -149,4 +149,27 @@ int mqp_store_exec(struct mqp_store *store, sqlite3_stmt *st);
 /* Logs the connection's last error with `what` as context; returns MQP_ERR_DB. */
 int mqp_store_fail(struct mqp_store *store, const char *what);
 
+/* An agent state's prepared queries: stmt[i] is sql[i] prepared on store.
+ * The agent's state struct begins with one, allocated by mqp_queries_new. */
+struct mqp_queries {
+	struct mqp_store *store;
+	const char *const *sql;
+	size_t n;
+	sqlite3_stmt **stmt;
+};
+
+/* Allocates a zeroed block of size bytes (at least sizeof(struct
+ * mqp_queries)) that begins with a struct mqp_queries, and prepares
+ * sql[0..n) on store (which must outlive it) into it. Returns the block (free
+ * with mqp_queries_free), or NULL with *rc set to MQP_ERR_NOMEM or
+ * MQP_ERR_DB (logged); *rc is 0 on success. */
+void *mqp_queries_new(struct mqp_store *store, const char *const *sql, size_t n, size_t size,
+		      int *rc);
+/* Finalizes the statements and frees the block q begins; NULL is a no-op. */
+void mqp_queries_free(struct mqp_queries *q);
+/* mqp_store_exec of stmt[which]: rows changed, or MQP_ERR_DB (logged). */
+int mqp_queries_exec(struct mqp_queries *q, size_t which);
+/* mqp_store_fail naming sql[which]; returns MQP_ERR_DB. */
+int mqp_queries_fail(struct mqp_queries *q, size_t which);
+
 #endif

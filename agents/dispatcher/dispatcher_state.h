@@ -1,0 +1,56 @@
+/* The dispatcher's SQLite state: accepted jobs with their rendered cases and
+ * the fan-out cursor (README "Fan-out"), one function per query. */
+#ifndef MQPIPE_DISPATCHER_STATE_H
+#define MQPIPE_DISPATCHER_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dispatcher_logic.h"
+#include "mqpipe/store.h"
+
+/* The dispatcher's tables, for struct mqp_agent. */
+extern const struct mqp_migration dispatcher_state_migrations[];
+extern const size_t dispatcher_state_n_migrations;
+
+struct dispatcher_state;
+
+/* Prepares the queries on store (which must outlive the state). Returns 0
+ * with *out (free with dispatcher_state_close), or MQP_ERR_NOMEM/MQP_ERR_DB
+ * with *out NULL. */
+int dispatcher_state_open(struct mqp_store *store, struct dispatcher_state **out);
+
+/* Finalizes the queries and frees s; NULL is a no-op. */
+void dispatcher_state_close(struct dispatcher_state *s);
+
+/* Reads the content digest of the job accepted as request_id. Returns 1
+ * with *digest, 0 when no such job was accepted, or MQP_ERR_DB. */
+int dispatcher_state_digest(struct dispatcher_state *s, const char *request_id, uint64_t *digest);
+
+/* Stores an accepted job (at accepted_ms) with each case's rendered
+ * compute.request. Returns 0 or MQP_ERR_DB. */
+int dispatcher_state_add_job(struct dispatcher_state *s, const struct dispatch_job *job,
+			     int64_t accepted_ms);
+
+/* Reads the oldest job with cases not yet sent: its request_id (into
+ * request_id[JOBS_ID_MAX + 1]), how many are sent and how many it has.
+ * Returns 1, 0 when every job is sent, or MQP_ERR_DB. */
+int dispatcher_state_next_unsent(struct dispatcher_state *s, char *request_id, int64_t *sent,
+				 int64_t *cases);
+
+/* Calls fn(arg, request, len) with the rendered compute.requests of the job's
+ * cases from index from on, at most limit of them, in order, stopping at the
+ * first that fails. *n counts those passed to fn. Returns 0, what fn
+ * returned, or MQP_ERR_DB. */
+int dispatcher_state_each_case(struct dispatcher_state *s, const char *request_id, int64_t from,
+			       int64_t limit, int (*fn)(void *arg, const char *request, size_t len),
+			       void *arg, int64_t *n);
+
+/* Moves the job's cursor: sent cases are in the outbox. Returns 0 or MQP_ERR_DB. */
+int dispatcher_state_mark_sent(struct dispatcher_state *s, const char *request_id, int64_t sent);
+
+/* Forgets the job's rendered cases once all are sent (the outbox is their
+ * durable copy then). Returns 0 or MQP_ERR_DB. */
+int dispatcher_state_drop_cases(struct dispatcher_state *s, const char *request_id);
+
+#endif
