@@ -80,9 +80,13 @@ wait_for 60 bash -c "[ \$(wc -l <'$T/dl.out') -ge $total ]" || fail "$(lines "$T
 # published dead letters, until the republish window passed); its freed
 # pages are reused. The WAL and the inbox are as large as the largest
 # backlog, whatever it holds.
-note "the database stops growing: round 3 within 1 MB of round 1 (sizes ${sizes[*]})"
-[ "${sizes[2]}" -le $((sizes[0] + 1048576)) ] ||
-	fail "the database grew from ${sizes[0]} to ${sizes[2]} bytes over two more rounds"
+# Round 1 may end below the plateau (how many rows the republish window
+# held when it ended depends on the machine's pace), so the last round is
+# compared with the one before it: an unbounded table grows by a round's
+# 4 MB of dead letters each time.
+note "the database stops growing: round 3 within 1 MB of round 2 (sizes ${sizes[*]})"
+[ "${sizes[2]}" -le $((sizes[1] + 1048576)) ] ||
+	fail "the database grew from ${sizes[1]} to ${sizes[2]} bytes in the third round"
 [ "$(state_bytes)" -le $((64 * 1048576)) ] || fail "the files hold $(state_bytes) bytes"
 
 note "dead letters older than --deadletter-max-age go, counted"

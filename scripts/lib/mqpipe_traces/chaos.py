@@ -11,6 +11,10 @@ from . import jqtext
 from .pipeline import Failed
 from .textsort import sorted_lines
 
+# Seconds between an agent's kill and a broker kill: enough for the agent to
+# restart, reconnect and take what the broker queued for it meanwhile.
+AGENT_SETTLE_S = 2.0
+
 
 def inject(p, n, m):
     """SIGKILLs n randomly chosen agents of pipeline p, one every 0.1-0.5 s,
@@ -18,15 +22,21 @@ def inject(p, n, m):
     inbox, the outbox and the broker's session. Meanwhile SIGKILLs the
     broker m times and restarts it on its port and persistence: the first
     6.5 s after the replays began (so its 5 s autosave holds every session,
-    the replays' too), then 6 s apart. Returns the kills per name; raises
-    Failed when the broker does not come back."""
+    the replays' too), then 6 s apart, and never within AGENT_SETTLE_S of
+    an agent's kill: what the broker queued for an agent that is down, since
+    its last autosave, dies with the broker, a loss no agent can undo
+    (README "Chaos"), so the broker is killed once the agent is back and has
+    taken what was queued for it. Returns the kills per name; raises Failed
+    when the broker does not come back."""
     kills = collections.Counter()
     names = list(p.procs)
     next_broker = time.monotonic() + 6.5
+    last_agent_kill = 0.0
     k = 0
     while k < n or m > 0:
         time.sleep(random.randint(1, 5) / 10)
         if m > 0 and time.monotonic() >= next_broker:
+            time.sleep(max(0.0, last_agent_kill + AGENT_SETTLE_S - time.monotonic()))
             p.broker.kill()
             kills["broker"] += 1
             if not p.broker.restart():
@@ -36,6 +46,7 @@ def inject(p, n, m):
         elif k < n:
             victim = random.choice(names)
             p.kill_agent(victim)
+            last_agent_kill = time.monotonic()
             kills[victim] += 1
             k += 1
     return kills
