@@ -6,8 +6,11 @@
 # session or a kept one (-c, which needs -i).
 source "$(dirname "$0")/lib.sh"
 it_setup
-"$BIN/mqpipe-record" -b "$BROKER_URI" -c -t 'x/#' >/dev/null 2>"$T/usage.err" && fail "-c without -i accepted"
-grep -q "needs -i ID" "$T/usage.err" || fail "usage: $(cat "$T/usage.err")"
+case_c_needs_i() {
+	! "$BIN/mqpipe-record" -b "$BROKER_URI" -c -t 'x/#' >/dev/null 2>"$T/usage.err" || fail "-c without -i accepted"
+	grep -q "needs -i ID" "$T/usage.err" || fail "usage: $(cat "$T/usage.err")"
+}
+it_case record-c-without-i-refused case_c_needs_i
 
 for s in kept clean; do
 	flags=(-t 'x/#' -o "$T/$s.jsonl")
@@ -17,22 +20,32 @@ for s in kept clean; do
 	wait_for 20 log_has "$T/$s.err" recording || fail "$s recorder did not start: $(cat "$T/$s.err")"
 done
 
-note "600 messages at 60/s; the broker is killed 6 s in (after its 5 s autosave) and restarted"
-seq 1 600 | awk '{ printf "{\"t\":%.4f,\"topic\":\"x/%d\",\"payload\":\"%d\",\"qos\":1}\n", $1 / 60, $1, $1 }' >"$T/in.jsonl"
-"$BIN/mqpipe-replay" -b "$BROKER_URI" "$T/in.jsonl" 2>"$T/replay.err" &
-RP=$!
-sleep 6
-stop_pid "$BROKER_PID" KILL
-broker_restart "$T/broker" || fail "broker restart"
-wait "$RP" || fail "replay: $(tail -3 "$T/replay.err")"
-grep -q "600 messages sent .* 600 acknowledged, 0 refused, 0 unanswered" "$T/replay.err" || fail "replay: $(cat "$T/replay.err")"
+# 600 messages at 60/s; the broker is killed 6 s in (after its 5 s
+# autosave) and restarted.
+case_replay_rides_out() {
+	local rp
+	it_pass BROKER_PID
+	seq 1 600 | awk '{ printf "{\"t\":%.4f,\"topic\":\"x/%d\",\"payload\":\"%d\",\"qos\":1}\n", $1 / 60, $1, $1 }' >"$T/in.jsonl"
+	"$BIN/mqpipe-replay" -b "$BROKER_URI" "$T/in.jsonl" 2>"$T/replay.err" &
+	rp=$!
+	PIDS+=("$rp")
+	sleep 6
+	stop_pid "$BROKER_PID" KILL
+	broker_restart "$T/broker" || fail "broker restart"
+	wait "$rp" || fail "replay: $(tail -3 "$T/replay.err")"
+	grep -q "600 messages sent .* 600 acknowledged, 0 refused, 0 unanswered" "$T/replay.err" || fail "replay: $(cat "$T/replay.err")"
+}
+it_case replay-after-broker-kill-all-acknowledged case_replay_rides_out
 
-note "both recorders have everything published from 8 s on"
-want=$(seq 480 600 | sort)
-for s in kept clean; do
+case_recorder() { # everything published from 8 s on
+	local want got s=$REC_SESSION
+	want=$(seq 480 600 | sort)
 	wait_for 30 bash -c "jq -r .payload '$T/$s.jsonl' | grep -qx 600" || fail "$s recorder stopped recording: $(tail -3 "$T/$s.err")"
 	got=$(jq -r .payload "$T/$s.jsonl" | sort -u | awk '$1 >= 480')
 	[ "$got" = "$want" ] || fail "$s recorder misses $(comm -23 <(echo "$want") <(echo "$got") | wc -l) of the last 121"
 	note "$s: $(jq -r .payload "$T/$s.jsonl" | sort -u | wc -l) of 600 recorded"
+}
+for REC_SESSION in kept clean; do
+	it_case "$REC_SESSION-session-recorder-records-after-broker-kill" case_recorder
 done
-echo "ok"
+it_cases_done
