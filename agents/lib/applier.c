@@ -28,6 +28,7 @@ struct applier {
 	pthread_t thread;
 	int started;
 	atomic_int stop, failed;
+	atomic_int busy; /* inside a step: records taken from the inbox, outputs not yet sent */
 	atomic_llong heartbeat_ms;
 };
 
@@ -323,7 +324,18 @@ static int applier__step_body(struct applier *a)
 	return n < 0 ? n : rc ? rc : n;
 }
 
+static int applier__step_locked(struct applier *a);
+
 int applier__step(struct applier *a)
+{
+	atomic_store(&a->busy, 1); /* before the inbox read empties the backlog */
+	int rc = applier__step_locked(a);
+	atomic_store(&a->busy, 0); /* after the flush counted its outputs in flight */
+	return rc;
+}
+
+/* applier__step inside its busy mark. */
+static int applier__step_locked(struct applier *a)
 {
 	int rc = mqp_store_begin(a->p.store);
 	if (rc)
@@ -433,6 +445,11 @@ int applier__stop(struct applier *a)
 int applier__failed(struct applier *a)
 {
 	return atomic_load(&a->failed);
+}
+
+int applier__busy(struct applier *a)
+{
+	return atomic_load(&a->busy);
 }
 
 int64_t applier__heartbeat_ms(struct applier *a)

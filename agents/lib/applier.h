@@ -64,6 +64,12 @@ int applier__start(struct applier *a);
  * or the error that stopped it earlier. */
 int applier__stop(struct applier *a);
 
+/* True while a step is in hand: records taken from the inbox whose
+ * outputs are not yet sent (and so not yet counted in flight). Any thread;
+ * the clean stop waits for it with the inbox's backlog and the outbox's
+ * outputs in flight. */
+int applier__busy(struct applier *a);
+
 /* The error that stopped the thread (0 while it runs), and the monotonic ms
  * of its last round (for the systemd watchdog). Any thread. */
 int applier__failed(struct applier *a);

@@ -49,13 +49,18 @@ struct lifecycle__timers {
 
 struct lifecycle__drain {
 	struct mqp_inbox *inbox;
+	struct applier *applier;
 	struct outbox *outbox;
 };
 
+/* Nothing left in hand: no record waiting, none being applied, no output
+ * unacknowledged. In this order: a record leaves the backlog only once the
+ * applier is busy, and it is idle again only once its outputs are in flight. */
 static int lifecycle__caught_up(void *arg)
 {
 	const struct lifecycle__drain *d = arg;
-	return mqp_inbox_backlog(d->inbox) == 0 && outbox__inflight(d->outbox) == 0;
+	return mqp_inbox_backlog(d->inbox) == 0 && !applier__busy(d->applier) &&
+	       outbox__inflight(d->outbox) == 0;
 }
 
 int lifecycle__shutdown(const struct session_ops *session, struct applier *applier,
@@ -65,7 +70,7 @@ int lifecycle__shutdown(const struct session_ops *session, struct applier *appli
 	mqp_info("stopping", "backlog_bytes=%llu inflight=%ld",
 		 (unsigned long long)mqp_inbox_backlog(inbox), outbox__inflight(outbox));
 	if (session->online(session->impl)) {
-		struct lifecycle__drain d = {inbox, outbox};
+		struct lifecycle__drain d = {inbox, applier, outbox};
 		clock__wait_for(lifecycle__caught_up, &d, LIFECYCLE__DRAIN_MS);
 		session->say_offline(session->impl, LIFECYCLE__OFFLINE_MS);
 	}

@@ -21,18 +21,18 @@ struct outbox__staged {
 	size_t correlation_len;
 };
 
-/* A growable list of row ids, or of refused rows with their reason. */
-struct outbox__ids {
-	int64_t *v;
-	size_t n, cap;
-};
-struct outbox__refusal {
+/* An outcome the session reported for row id: acknowledged, failed, or
+ * refused for good with MQTT reason code reason (named text, static). */
+struct outbox__outcome {
 	int64_t id;
 	int reason;
 	const char *text;
 };
-struct outbox__refusals {
-	struct outbox__refusal *v;
+
+/* A growable list of outcomes, filled by the session's threads under the
+ * outbox's lock and taken whole by the applier. */
+struct outbox__outcomes {
+	struct outbox__outcome *v;
 	size_t n, cap;
 };
 
@@ -49,8 +49,7 @@ struct outbox {
 	long republished; /* rows sent by the last outbox__republish */
 	/* Shared with the session's threads. */
 	pthread_mutex_t lock;
-	struct outbox__ids acked, failed;
-	struct outbox__refusals refused;
+	struct outbox__outcomes acked, failed, refused;
 	atomic_llong depth;
 	atomic_long inflight;
 };
@@ -87,23 +86,24 @@ void outbox__free(struct outbox *ob)
 	free(ob);
 }
 
-/* Appends id to ids; call under ob->lock. Returns 0 or MQP_ERR_NOMEM. */
-static int outbox__ids_push(struct outbox__ids *ids, int64_t id)
+/* Appends an outcome to list; call under ob->lock. Returns 0 or MQP_ERR_NOMEM. */
+static int outbox__push(struct outbox__outcomes *list, struct outbox__outcome o)
 {
-	if (ids->n == ids->cap) {
-		size_t cap = ids->cap ? ids->cap * 2 : 256;
-		int64_t *v = realloc(ids->v, cap * sizeof(*v));
+	if (list->n == list->cap) {
+		size_t cap = list->cap ? list->cap * 2 : 256;
+		struct outbox__outcome *v = realloc(list->v, cap * sizeof(*v));
 		if (!v)
 			return MQP_ERR_NOMEM;
-		ids->v = v;
-		ids->cap = cap;
+		list->v = v;
+		list->cap = cap;
 	}
-	ids->v[ids->n++] = id;
+	list->v[list->n++] = o;
 	return MQP_OK;
 }
 
 /* Moves the shared list into *out, leaving it empty. */
-static void outbox__ids_take(struct outbox *ob, struct outbox__ids *shared, struct outbox__ids *out)
+static void outbox__take(struct outbox *ob, struct outbox__outcomes *shared,
+			 struct outbox__outcomes *out)
 {
 	pthread_mutex_lock(&ob->lock);
 	*out = *shared;
@@ -111,15 +111,17 @@ static void outbox__ids_take(struct outbox *ob, struct outbox__ids *shared, stru
 	pthread_mutex_unlock(&ob->lock);
 }
 
-/* Queues row id on list under the lock; a row lost here for want of memory
- * stays in the outbox table and goes out again at the next start. */
-static void outbox__queue(struct outbox *ob, struct outbox__ids *list, int64_t id, const char *what)
+/* Queues an outcome on list under the lock; a row lost here for want of
+ * memory stays in the outbox table and goes out again at the next start
+ * (what names the loss in the log). */
+static void outbox__queue(struct outbox *ob, struct outbox__outcomes *list,
+			  struct outbox__outcome o, const char *what)
 {
 	pthread_mutex_lock(&ob->lock);
-	int rc = outbox__ids_push(list, id);
+	int rc = outbox__push(list, o);
 	pthread_mutex_unlock(&ob->lock);
 	if (rc)
-		mqp_error(what, "id=%lld msg=\"out of memory\"", (long long)id);
+		mqp_error(what, "id=%lld msg=\"out of memory\"", (long long)o.id);
 }
 
 /* Publishes one row through the session; a send the client refuses at once
@@ -132,7 +134,7 @@ static void outbox__send(struct outbox *ob, int64_t id, const char *topic, const
 				 correlation_len) == MQP_OK)
 		return;
 	atomic_fetch_sub(&ob->inflight, 1);
-	outbox__queue(ob, &ob->failed, id, "retry_lost");
+	outbox__queue(ob, &ob->failed, (struct outbox__outcome){id, 0, NULL}, "retry_lost");
 }
 
 /* mqp_store_outbox_* callback: sends a stored row. */
@@ -216,36 +218,21 @@ void outbox__send_all(struct outbox *ob)
 
 void outbox__acked(struct outbox *ob, int64_t id)
 {
-	outbox__queue(ob, &ob->acked, id, "ack_lost");
+	outbox__queue(ob, &ob->acked, (struct outbox__outcome){id, 0, NULL}, "ack_lost");
 	atomic_fetch_sub(&ob->inflight, 1);
 }
 
 void outbox__failed(struct outbox *ob, int64_t id)
 {
-	outbox__queue(ob, &ob->failed, id, "retry_lost");
+	outbox__queue(ob, &ob->failed, (struct outbox__outcome){id, 0, NULL}, "retry_lost");
 	atomic_fetch_sub(&ob->inflight, 1);
 }
 
 void outbox__refused(struct outbox *ob, int64_t id, int reason, const char *reason_text)
 {
-	int rc = MQP_OK;
-	pthread_mutex_lock(&ob->lock);
-	if (ob->refused.n == ob->refused.cap) {
-		size_t cap = ob->refused.cap ? ob->refused.cap * 2 : 64;
-		struct outbox__refusal *v = realloc(ob->refused.v, cap * sizeof(*v));
-		if (v) {
-			ob->refused.v = v;
-			ob->refused.cap = cap;
-		} else {
-			rc = MQP_ERR_NOMEM;
-		}
-	}
-	if (!rc)
-		ob->refused.v[ob->refused.n++] = (struct outbox__refusal){id, reason, reason_text};
-	pthread_mutex_unlock(&ob->lock);
+	outbox__queue(ob, &ob->refused, (struct outbox__outcome){id, reason, reason_text},
+		      "refusal_lost");
 	atomic_fetch_sub(&ob->inflight, 1);
-	if (rc) /* the row stays in the outbox: refused again at the next start */
-		mqp_error("refusal_lost", "id=%lld msg=\"out of memory\"", (long long)id);
 }
 
 int outbox__has_outcomes(struct outbox *ob)
@@ -268,12 +255,12 @@ int outbox__has_failures(struct outbox *ob)
  * acknowledged before the republish window. */
 static int outbox__note_acked(struct outbox *ob, int64_t now)
 {
-	struct outbox__ids ids;
-	outbox__ids_take(ob, &ob->acked, &ids);
+	struct outbox__outcomes ids;
+	outbox__take(ob, &ob->acked, &ids);
 	long long newly = 0;
 	int rc = MQP_OK;
 	for (size_t i = 0; i < ids.n && rc >= 0; i++)
-		if ((rc = mqp_store_outbox_acked(ob->store, ids.v[i], now)) > 0)
+		if ((rc = mqp_store_outbox_acked(ob->store, ids.v[i].id, now)) > 0)
 			newly++;
 	free(ids.v);
 	if (rc < 0)
@@ -289,7 +276,7 @@ static int outbox__note_acked(struct outbox *ob, int64_t now)
 /* What outbox__deadletter_row needs besides the row. */
 struct outbox__refused_row {
 	struct outbox *ob;
-	const struct outbox__refusal *refusal;
+	const struct outbox__outcome *refusal;
 	int64_t now_ms;
 };
 
@@ -318,10 +305,8 @@ static int outbox__deadletter_row(void *arg, const struct mqp_outbox_row *row)
  * counts them. */
 static int outbox__note_refused(struct outbox *ob, int64_t now)
 {
-	pthread_mutex_lock(&ob->lock);
-	struct outbox__refusals list = ob->refused;
-	memset(&ob->refused, 0, sizeof(ob->refused));
-	pthread_mutex_unlock(&ob->lock);
+	struct outbox__outcomes list;
+	outbox__take(ob, &ob->refused, &list);
 	int rc = MQP_OK;
 	for (size_t i = 0; i < list.n && rc >= 0; i++) {
 		struct outbox__refused_row r = {ob, &list.v[i], now};
@@ -342,11 +327,11 @@ int outbox__note(struct outbox *ob, int64_t now_ms)
 
 int outbox__retry(struct outbox *ob)
 {
-	struct outbox__ids ids;
+	struct outbox__outcomes ids;
 	int rc = MQP_OK;
-	outbox__ids_take(ob, &ob->failed, &ids);
+	outbox__take(ob, &ob->failed, &ids);
 	for (size_t i = 0; i < ids.n && rc >= 0; i++)
-		rc = mqp_store_outbox_get(ob->store, ids.v[i], outbox__send_row, ob);
+		rc = mqp_store_outbox_get(ob->store, ids.v[i].id, outbox__send_row, ob);
 	free(ids.v);
 	return rc < 0 ? rc : MQP_OK;
 }
