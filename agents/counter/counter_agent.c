@@ -2,7 +2,8 @@
  * success_rate out. Jobs: job.accepted and compute.done in, aggregate.trigger
  * out once every case of a job is done. The rules are pure functions in
  * counter_logic.c and jobs_logic.c, the SQLite state in counter_state.c; this
- * file wires them to the messages: handlers, emits and the agent definition. */
+ * file wires them to the messages (handlers, emits), to the tick that seals
+ * windows --dedup-horizon after their diagnostic, and defines the agent. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,18 @@ static void counter__fini(void *state)
 	free(c);
 }
 
+/* Refuses an event that falls in a sealed window (README "Sealed windows"),
+ * saying which window and why that matters for it. Returns MQP_ERR_INPUT. */
+static int counter__sealed(struct mqp_reason *why, const char *module, uint64_t timestamp,
+			   const struct sr_cover *cover, const char *consequence)
+{
+	return mqp_reason_set(why,
+			      "timestamp %llu falls in the window of module '%s' up to its diagnostic"
+			      " at %llu, sealed --dedup-horizon after that diagnostic: %s",
+			      (unsigned long long)timestamp, module,
+			      (unsigned long long)cover->timestamp, consequence);
+}
+
 static int counter__recv(struct counter *c, const struct mqp_message *msg, struct mqp_reason *why)
 {
 	struct sr_recv r;
@@ -50,13 +63,9 @@ static int counter__recv(struct counter *c, const struct mqp_message *msg, struc
 	if (rc || (rc = counter_state_cover(c->db, r.module, r.timestamp, &cover)))
 		return rc;
 	if (sr_place_recv(&cover) == SR_PLACE_SEALED)
-		return mqp_reason_set(why,
-				      "timestamp %llu falls in the window of module '%s' up to its"
-				      " diagnostic at %llu, sealed --dedup-horizon after that"
-				      " diagnostic: a message this late cannot be told from a"
-				      " repeat and is not counted",
-				      (unsigned long long)r.timestamp, r.module,
-				      (unsigned long long)cover.timestamp);
+		return counter__sealed(why, r.module, r.timestamp, &cover,
+				       "a message this late cannot be told from a repeat and is not"
+				       " counted");
 	rc = counter_state_add_recv(c->db, &r);
 	return rc < 0 ? rc : MQP_OK;
 }
@@ -77,13 +86,8 @@ static int counter__diag(struct counter *c, struct mqp_ctx *ctx, const struct mq
 		return MQP_OK;
 	}
 	case SR_PLACE_SEALED:
-		return mqp_reason_set(why,
-				      "timestamp %llu falls in the window of module '%s' up to its"
-				      " diagnostic at %llu, sealed --dedup-horizon after that"
-				      " diagnostic: its messages are a count now and the window"
-				      " cannot be split",
-				      (unsigned long long)d.timestamp, d.module,
-				      (unsigned long long)cover.timestamp);
+		return counter__sealed(why, d.module, d.timestamp, &cover,
+				       "its messages are a count now and the window cannot be split");
 	case SR_PLACE_OPEN:
 		break;
 	}
