@@ -19,6 +19,8 @@ const struct mqp_migration counter_state_migrations[] = {
 	 "CREATE INDEX job_triggered ON job(triggered_ms) WHERE triggered_ms IS NOT NULL;"
 	 "CREATE TABLE job_case(request_id TEXT NOT NULL, case_id TEXT NOT NULL,"
 	 " PRIMARY KEY(request_id, case_id)) WITHOUT ROWID;"},
+	/* Jobs never accepted (compute.done alone), found by age to be forgotten. */
+	{"CREATE INDEX job_unaccepted ON job(first_seen_ms) WHERE target IS NULL;"},
 };
 const size_t counter_state_n_migrations =
 	sizeof(counter_state_migrations) / sizeof(counter_state_migrations[0]);
@@ -36,6 +38,8 @@ enum counter_state__stmt {
 	CS_JOB_TRIGGERED,
 	CS_PURGE_CASES,
 	CS_PURGE_JOBS,
+	CS_ORPHAN_CASES,
+	CS_ORPHAN_JOBS,
 	CS__COUNT
 };
 
@@ -60,6 +64,11 @@ static const char *const counter_state__sql[CS__COUNT] = {
 			   " WHERE triggered_ms < ?1 ORDER BY triggered_ms LIMIT ?2)",
 	[CS_PURGE_JOBS] = "DELETE FROM job WHERE request_id IN (SELECT request_id FROM job"
 			  " WHERE triggered_ms < ?1 ORDER BY triggered_ms LIMIT ?2)",
+	/* Likewise the oldest jobs first seen before ?1 and never accepted. */
+	[CS_ORPHAN_CASES] = "DELETE FROM job_case WHERE request_id IN (SELECT request_id FROM job"
+			    " WHERE target IS NULL AND first_seen_ms < ?1 ORDER BY first_seen_ms LIMIT ?2)",
+	[CS_ORPHAN_JOBS] = "DELETE FROM job WHERE request_id IN (SELECT request_id FROM job"
+			   " WHERE target IS NULL AND first_seen_ms < ?1 ORDER BY first_seen_ms LIMIT ?2)",
 };
 
 struct counter_state {
@@ -190,4 +199,16 @@ int counter_state_purge(struct counter_state *s, int64_t before_ms, int batch)
 			return rc;
 	}
 	return MQP_OK;
+}
+
+int counter_state_purge_orphans(struct counter_state *s, int64_t before_ms, int batch)
+{
+	int rc = MQP_OK;
+	for (int which = CS_ORPHAN_CASES; which <= CS_ORPHAN_JOBS && rc >= 0; which++) {
+		sqlite3_stmt *st = s->q.stmt[which];
+		sqlite3_bind_int64(st, 1, before_ms);
+		sqlite3_bind_int(st, 2, batch);
+		rc = mqp_queries_exec(&s->q, (size_t)which);
+	}
+	return rc; /* the jobs deleted, or MQP_ERR_DB */
 }
