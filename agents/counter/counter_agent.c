@@ -121,6 +121,18 @@ static int counter__maybe_trigger(struct counter *c, struct mqp_ctx *ctx, const 
 	return rc;
 }
 
+/* Forgets a few jobs whose job.accepted never came within --retain-jobs of
+ * their first compute.done (README "Fan-in"): without it, compute.done for
+ * unknown requests would stay for ever. Returns 0 or MQP_ERR_DB. */
+static int counter__forget_orphans(struct counter *c, int64_t now_ms)
+{
+	int n = counter_state_purge_orphans(c->db, now_ms - c->retain_ms, COUNTER__PURGE_BATCH);
+	if (n > 0)
+		mqp_warn("orphan_forgotten",
+			 "jobs=%d reason=\"no job.accepted within --retain-jobs\"", n);
+	return n < 0 ? n : MQP_OK;
+}
+
 static int counter__accepted(struct counter *c, struct mqp_ctx *ctx, const struct mqp_message *msg,
 			     struct mqp_reason *why)
 {
@@ -143,7 +155,9 @@ static int counter__accepted(struct counter *c, struct mqp_ctx *ctx, const struc
 	if ((rc = counter__maybe_trigger(c, ctx, a.request_id, &s, msg->received_ms)))
 		return rc;
 	/* Forgets a few jobs that finished more than --retain-jobs ago. */
-	return counter_state_purge(c->db, msg->received_ms - c->retain_ms, COUNTER__PURGE_BATCH);
+	if ((rc = counter_state_purge(c->db, msg->received_ms - c->retain_ms, COUNTER__PURGE_BATCH)))
+		return rc;
+	return counter__forget_orphans(c, msg->received_ms);
 }
 
 static int counter__done(struct counter *c, struct mqp_ctx *ctx, const struct mqp_message *msg,
@@ -163,7 +177,13 @@ static int counter__done(struct counter *c, struct mqp_ctx *ctx, const struct mq
 			 mqp_log_quote(qr, sizeof(qr), d.request_id), (unsigned long long)s.target,
 			 (unsigned long long)s.completed);
 	}
-	return counter__maybe_trigger(c, ctx, d.request_id, &s, msg->received_ms);
+	rc = counter__maybe_trigger(c, ctx, d.request_id, &s, msg->received_ms);
+	/* A job not accepted yet may never be: each such compute.done forgets a
+	 * few old ones (perhaps this one), so they cannot pile up however many
+	 * come. */
+	if (!rc && !s.accepted)
+		rc = counter__forget_orphans(c, msg->received_ms);
+	return rc;
 }
 
 /* Seals the windows whose diagnostics are older than --dedup-horizon and

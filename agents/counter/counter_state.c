@@ -33,6 +33,8 @@ const struct mqp_migration counter_state_migrations[] = {
 	 " WHERE folded IS NULL;"
 	 "CREATE TABLE fold_pending(module TEXT NOT NULL, ts INTEGER NOT NULL,"
 	 " PRIMARY KEY(module, ts)) WITHOUT ROWID;"},
+	/* Jobs never accepted (compute.done alone), found by age to be forgotten. */
+	{"CREATE INDEX job_unaccepted ON job(first_seen_ms) WHERE target IS NULL;"},
 };
 const size_t counter_state_n_migrations =
 	sizeof(counter_state_migrations) / sizeof(counter_state_migrations[0]);
@@ -58,6 +60,8 @@ enum counter_state__stmt {
 	CS_JOB_TRIGGERED,
 	CS_PURGE_CASES,
 	CS_PURGE_JOBS,
+	CS_ORPHAN_CASES,
+	CS_ORPHAN_JOBS,
 	CS__COUNT
 };
 
@@ -100,6 +104,11 @@ static const char *const counter_state__sql[CS__COUNT] = {
 			   " WHERE triggered_ms < ?1 ORDER BY triggered_ms LIMIT ?2)",
 	[CS_PURGE_JOBS] = "DELETE FROM job WHERE request_id IN (SELECT request_id FROM job"
 			  " WHERE triggered_ms < ?1 ORDER BY triggered_ms LIMIT ?2)",
+	/* Likewise the oldest jobs first seen before ?1 and never accepted. */
+	[CS_ORPHAN_CASES] = "DELETE FROM job_case WHERE request_id IN (SELECT request_id FROM job"
+			    " WHERE target IS NULL AND first_seen_ms < ?1 ORDER BY first_seen_ms LIMIT ?2)",
+	[CS_ORPHAN_JOBS] = "DELETE FROM job WHERE request_id IN (SELECT request_id FROM job"
+			   " WHERE target IS NULL AND first_seen_ms < ?1 ORDER BY first_seen_ms LIMIT ?2)",
 };
 
 struct counter_state {
@@ -324,4 +333,16 @@ int counter_state_purge(struct counter_state *s, int64_t before_ms, int batch)
 			return rc;
 	}
 	return MQP_OK;
+}
+
+int counter_state_purge_orphans(struct counter_state *s, int64_t before_ms, int batch)
+{
+	int rc = MQP_OK;
+	for (int which = CS_ORPHAN_CASES; which <= CS_ORPHAN_JOBS && rc >= 0; which++) {
+		sqlite3_stmt *st = s->q.stmt[which];
+		sqlite3_bind_int64(st, 1, before_ms);
+		sqlite3_bind_int(st, 2, batch);
+		rc = mqp_queries_exec(&s->q, (size_t)which);
+	}
+	return rc; /* the jobs deleted, or MQP_ERR_DB */
 }

@@ -74,4 +74,8 @@ int counter_state_mark_triggered(struct counter_state *s, const char *request_id
  * oldest first. Returns 0 or MQP_ERR_DB. */
 int counter_state_purge(struct counter_state *s, int64_t before_ms, int batch);
 
+/* Forgets up to batch jobs (with their cases) first seen before before_ms
+ * and never accepted, oldest first. Returns how many, or MQP_ERR_DB. */
+int counter_state_purge_orphans(struct counter_state *s, int64_t before_ms, int batch);
+
 #endif

@@ -9,7 +9,10 @@
  * unacknowledged, with the job's `sent` cursor committed together with the
  * outbox rows: a crash midway resumes at the cursor, and the outbox resends
  * what the broker had not acknowledged. Memory stays bounded however large
- * the job, and job.accepted always leaves before its first compute.request. */
+ * the job, and job.accepted always leaves before its first compute.request.
+ * A job sent completely is remembered (its requestId and digest, to absorb
+ * a resubmit) for --retain-jobs, then forgotten by the tick a batch at a time
+ * (README "What each agent keeps"). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,11 +22,16 @@
 
 #define DISPATCHER__WINDOW 10000 /* unacknowledged outputs at most */
 #define DISPATCHER__BATCH 1000   /* compute.requests per transaction */
+#define DISPATCHER__RETAIN_DEFAULT_S (24 * 3600)
+#define DISPATCHER__PURGE_BATCH 64      /* sent jobs forgotten per purge */
+#define DISPATCHER__PURGE_EVERY_MS 1000
 
 static const char *const dispatcher__subscriptions[] = {"job.submit", "dashboard.request", NULL};
 
 struct dispatcher {
 	struct dispatcher_state *db;
+	int64_t retain_ms;      /* --retain-jobs */
+	int64_t next_purge_ms;
 };
 
 static int dispatcher__init(void *state, struct mqp_store *store)
@@ -91,18 +99,19 @@ static int dispatcher__emit_case(void *ctx, const char *request, size_t len)
 }
 
 /* Moves the next cases of the oldest unfinished job into the outbox, as far
- * as the window allows. */
-static int dispatcher__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, int64_t *next_ms)
+ * as the window allows. Sets *next_ms to when it has more to send: now_ms,
+ * a backstop while the window is full, or 0 when every job is sent. Returns
+ * 0 or MQP_ERR_DB. */
+static int dispatcher__send(struct dispatcher *d, struct mqp_ctx *ctx, int64_t now_ms,
+			    int64_t *next_ms)
 {
-	struct dispatcher *d = state;
 	int64_t room = DISPATCHER__WINDOW - mqp_ctx_unacked(ctx);
 	char request_id[JOBS_ID_MAX + 1];
 	int64_t sent, cases;
 	int rc = dispatcher_state_next_unsent(d->db, request_id, &sent, &cases);
-	if (rc <= 0) {
-		*next_ms = 0; /* nothing to send until the next job */
+	*next_ms = 0; /* nothing to send until the next job */
+	if (rc <= 0)
 		return rc;
-	}
 	if (room <= 0) { /* acknowledgements wake us too; this is a backstop */
 		*next_ms = now_ms + 5;
 		return MQP_OK;
@@ -111,7 +120,7 @@ static int dispatcher__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, in
 	if ((rc = dispatcher_state_each_case(d->db, request_id, sent, budget, dispatcher__emit_case,
 					     ctx, &k)))
 		return rc;
-	if ((rc = dispatcher_state_mark_sent(d->db, request_id, sent + k)))
+	if ((rc = dispatcher_state_mark_sent(d->db, request_id, sent + k, now_ms)))
 		return rc;
 	if (sent + k >= cases && (rc = dispatcher_state_drop_cases(d->db, request_id)))
 		return rc;
@@ -119,16 +128,51 @@ static int dispatcher__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, in
 	return MQP_OK;
 }
 
+/* Sends what the window allows and, once a second (at once again while a
+ * full batch went), forgets jobs sent more than --retain-jobs ago; asks to be
+ * called again for whichever comes first. */
+static int dispatcher__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, int64_t *next_ms)
+{
+	struct dispatcher *d = state;
+	int64_t send_ms;
+	int rc = dispatcher__send(d, ctx, now_ms, &send_ms);
+	if (!rc && now_ms >= d->next_purge_ms) {
+		d->next_purge_ms = now_ms + DISPATCHER__PURGE_EVERY_MS;
+		rc = dispatcher_state_purge(d->db, now_ms - d->retain_ms, DISPATCHER__PURGE_BATCH);
+		if (rc == DISPATCHER__PURGE_BATCH) /* more to forget: soon */
+			d->next_purge_ms = now_ms;
+		rc = rc < 0 ? rc : MQP_OK;
+	}
+	*next_ms = send_ms && send_ms < d->next_purge_ms ? send_ms : d->next_purge_ms;
+	return rc;
+}
+
+/* --retain-jobs DURATION: seconds, or a number with s, m, h or d. */
+static int dispatcher__retain_option(void *ctx, const char *arg, char *err, size_t errlen)
+{
+	return mqp_duration_arg(arg, &((struct dispatcher *)ctx)->retain_ms, err, errlen);
+}
+
+static const struct mqp_extra_option dispatcher__options[] = {
+	{"retain-jobs", 1, "DURATION",
+	 "remember sent jobs (to absorb a resubmit) this long, then forget them (default 24h)",
+	 dispatcher__retain_option, 0},
+};
+
 int dispatcher_agent(struct mqp_agent *agent)
 {
 	struct dispatcher *d = calloc(1, sizeof(*d));
 	if (!d)
 		return MQP_ERR_NOMEM;
+	d->retain_ms = DISPATCHER__RETAIN_DEFAULT_S * 1000LL;
 	*agent = (struct mqp_agent){
 		.name = "dispatcher",
 		.subscriptions = dispatcher__subscriptions,
 		.migrations = dispatcher_state_migrations,
 		.n_migrations = dispatcher_state_n_migrations,
+		.options = dispatcher__options,
+		.n_options = MQP_LEN(dispatcher__options),
+		.options_ctx = d,
 		.init = dispatcher__init,
 		.fini = dispatcher__fini,
 		.handle = dispatcher__handle,

@@ -12,6 +12,12 @@ const struct mqp_migration dispatcher_state_migrations[] = {
 	 "CREATE INDEX job_unsent ON job(accepted_ms) WHERE sent < cases;"
 	 "CREATE TABLE job_case(request_id TEXT NOT NULL, idx INTEGER NOT NULL,"
 	 " request TEXT NOT NULL, PRIMARY KEY(request_id, idx)) WITHOUT ROWID;"},
+	/* When a job's last case went into the outbox: --retain-jobs counts from
+	 * there (README "What each agent keeps"). Jobs sent before this version
+	 * count from their acceptance. */
+	{"ALTER TABLE job ADD COLUMN done_ms INTEGER;"
+	 "UPDATE job SET done_ms = accepted_ms WHERE sent >= cases;"
+	 "CREATE INDEX job_done ON job(done_ms) WHERE done_ms IS NOT NULL;"},
 };
 const size_t dispatcher_state_n_migrations =
 	sizeof(dispatcher_state_migrations) / sizeof(dispatcher_state_migrations[0]);
@@ -24,21 +30,28 @@ enum dispatcher_state__stmt {
 	DS_CASES_FROM,
 	DS_JOB_SENT,
 	DS_CASES_DROP,
+	DS_PURGE,
 	DS__COUNT
 };
 
 static const char *const dispatcher_state__sql[DS__COUNT] = {
 	[DS_JOB_DIGEST] = "SELECT digest FROM job WHERE request_id = ?1",
-	[DS_JOB_ADD] = "INSERT INTO job(request_id, kind, digest, cases, accepted_ms)"
-		       " VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* A job of no cases is done when accepted: nothing will move its cursor. */
+	[DS_JOB_ADD] = "INSERT INTO job(request_id, kind, digest, cases, accepted_ms, done_ms)"
+		       " VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?4 = 0 THEN ?5 END)",
 	[DS_CASE_ADD] = "INSERT INTO job_case(request_id, idx, request) VALUES (?1, ?2, ?3)",
 	[DS_NEXT_UNSENT] = "SELECT request_id, sent, cases FROM job WHERE sent < cases"
 			   " ORDER BY accepted_ms LIMIT 1",
 	[DS_CASES_FROM] = "SELECT request FROM job_case WHERE request_id = ?1 AND idx >= ?2"
 			  " ORDER BY idx LIMIT ?3",
-	[DS_JOB_SENT] = "UPDATE job SET sent = ?2 WHERE request_id = ?1",
+	/* done_ms is set once, when the cursor reaches the end (?3: now). */
+	[DS_JOB_SENT] = "UPDATE job SET sent = ?2,"
+			" done_ms = CASE WHEN ?2 >= cases THEN ?3 END WHERE request_id = ?1",
 	/* Once every case is in the outbox, the outbox is their durable copy. */
 	[DS_CASES_DROP] = "DELETE FROM job_case WHERE request_id = ?1",
+	/* Sent jobs have no cases left: the job row is all there is to forget. */
+	[DS_PURGE] = "DELETE FROM job WHERE request_id IN (SELECT request_id FROM job"
+		     " WHERE done_ms < ?1 ORDER BY done_ms LIMIT ?2)",
 };
 
 struct dispatcher_state {
@@ -139,11 +152,13 @@ int dispatcher_state_each_case(struct dispatcher_state *s, const char *request_i
 	return MQP_OK;
 }
 
-int dispatcher_state_mark_sent(struct dispatcher_state *s, const char *request_id, int64_t sent)
+int dispatcher_state_mark_sent(struct dispatcher_state *s, const char *request_id, int64_t sent,
+			       int64_t now_ms)
 {
 	sqlite3_stmt *st = s->q.stmt[DS_JOB_SENT];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, sent);
+	sqlite3_bind_int64(st, 3, now_ms);
 	return dispatcher_state__exec(s, DS_JOB_SENT);
 }
 
@@ -152,4 +167,12 @@ int dispatcher_state_drop_cases(struct dispatcher_state *s, const char *request_
 	sqlite3_stmt *st = s->q.stmt[DS_CASES_DROP];
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_TRANSIENT);
 	return dispatcher_state__exec(s, DS_CASES_DROP);
+}
+
+int dispatcher_state_purge(struct dispatcher_state *s, int64_t before_ms, int batch)
+{
+	sqlite3_stmt *st = s->q.stmt[DS_PURGE];
+	sqlite3_bind_int64(st, 1, before_ms);
+	sqlite3_bind_int(st, 2, batch);
+	return mqp_queries_exec(&s->q, DS_PURGE);
 }

@@ -46,11 +46,18 @@ int dispatcher_state_each_case(struct dispatcher_state *s, const char *request_i
 			       int64_t limit, int (*fn)(void *arg, const char *request, size_t len),
 			       void *arg, int64_t *n);
 
-/* Moves the job's cursor: sent cases are in the outbox. Returns 0 or MQP_ERR_DB. */
-int dispatcher_state_mark_sent(struct dispatcher_state *s, const char *request_id, int64_t sent);
+/* Moves the job's cursor: sent cases are in the outbox. When sent reaches
+ * the job's cases, now_ms is its done time, from which --retain-jobs counts.
+ * Returns 0 or MQP_ERR_DB. */
+int dispatcher_state_mark_sent(struct dispatcher_state *s, const char *request_id, int64_t sent,
+			       int64_t now_ms);
 
 /* Forgets the job's rendered cases once all are sent (the outbox is their
  * durable copy then). Returns 0 or MQP_ERR_DB. */
 int dispatcher_state_drop_cases(struct dispatcher_state *s, const char *request_id);
+
+/* Forgets at most batch jobs sent completely before before_ms, oldest first
+ * (their cases are gone already). Returns how many it forgot, or MQP_ERR_DB. */
+int dispatcher_state_purge(struct dispatcher_state *s, int64_t before_ms, int batch);
 
 #endif

@@ -119,4 +119,21 @@ case_purge() { # finished jobs are purged after --retain-jobs
 	[ "$(db "SELECT count(*) FROM job WHERE request_id='later'")" -eq 1 ] || fail "a live job was purged"
 }
 it_case finished-jobs-purged-after-retain-jobs case_purge
+
+# compute.done for a job never accepted (an unknown requestId) is forgotten
+# after --retain-jobs too: each such compute.done forgets a few old ones.
+case_orphans() {
+	local c
+	for c in 1 2 3; do done_case stray "$c"; done >"$T/stray.txt"
+	pub_lines compute.done "$T/stray.txt"
+	wait_for 20 bash -c "[ \$(sqlite3 -cmd '.timeout 2000' '$T/counter.db' \"SELECT count(*) FROM job_case WHERE request_id = 'stray'\") -eq 3 ]" ||
+		fail "stray cases not stored"
+	sleep 2.5
+	pub compute.done "$(done_case stray2 1)"
+	wait_for 20 bash -c "[ \$(sqlite3 -cmd '.timeout 2000' '$T/counter.db' \"SELECT (SELECT count(*) FROM job WHERE request_id = 'stray') + (SELECT count(*) FROM job_case WHERE request_id = 'stray')\") -eq 0 ]" ||
+		fail "never-accepted job not forgotten: $(db "SELECT * FROM job WHERE request_id = 'stray'")"
+	[ "$(db "SELECT count(*) FROM job_case WHERE request_id = 'stray2'")" -eq 1 ] || fail "the new stray was forgotten at once"
+	log_has "$T/counter.log" 'event=orphan_forgotten jobs=1' || fail "no orphan_forgotten: $(tail -3 "$T/counter.log")"
+}
+it_case never-accepted-job-forgotten-after-retain-jobs case_orphans
 it_cases_done

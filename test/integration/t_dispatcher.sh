@@ -4,7 +4,8 @@
 # dashboard requests expanded into six sources; a SIGKILL in the middle of a
 # large fan-out resumes without losing a case; and, with the counter and a
 # shell stand-in for workers on $share/workers/compute.request, a job fans
-# out and back in to one aggregate.trigger.
+# out and back in to one aggregate.trigger; sent jobs are forgotten after
+# --retain-jobs.
 source "$(dirname "$0")/lib.sh"
 it_setup
 start_agent dispatcher mqpipe-dispatcher -d "$T/dispatcher.db"
@@ -127,4 +128,31 @@ case_fan_in() { # fan-out and fan-in through the counter, with a shell worker
 	wait_for 20 log_has "$T/trig.out" '"requestId":"e2e0","target":0,"completed":0' || fail "no aggregate.trigger for e2e0"
 }
 it_case fan-out-and-in-to-one-trigger case_fan_in
+
+# Sent jobs are forgotten after --retain-jobs; a resubmit after that is a new job.
+case_retain_forgotten() {
+	start_agent retain mqpipe-dispatcher -i it-retain -p retain -d "$T/retain.db" --retain-jobs 2s
+	subscribe rout 'retain/job.accepted' 'retain/compute.request'
+	pub retain/job.submit '{"requestId":"old","requests":[{"caseId":"a"},{"caseId":"b"}]}'
+	pub retain/job.submit '{"requestId":"none","requests":[]}'
+	pub retain/dashboard.request '{"request_id":"dash"}'
+	wait_for 20 bash -c "[ \$(grep -c 'compute.request' '$T/rout.out') -ge 8 ]" || fail "not dispatched: $(cat "$T/rout.out")"
+	wait_for 30 bash -c "[ \$(sqlite3 '$T/retain.db' 'SELECT count(*) FROM job') -eq 0 ]" ||
+		fail "jobs not forgotten: $(sqlite3 "$T/retain.db" 'SELECT request_id, sent, cases, done_ms FROM job')"
+	[ "$(sqlite3 "$T/retain.db" 'SELECT count(*) FROM job_case')" -eq 0 ] || fail "cases left"
+}
+it_case sent-jobs-forgotten-after-retain-jobs case_retain_forgotten
+case_retain_resubmit() {
+	pub retain/job.submit '{"requestId":"old","requests":[{"caseId":"c"}]}'
+	wait_for 20 log_has "$T/rout.out" '"requestId":"old","caseId":"c"' || fail "the resubmit was not dispatched: $(cat "$T/rout.out")"
+	[ "$(grep -c '^retain/job.accepted {"requestId":"old"' "$T/rout.out")" -eq 2 ] || fail "not accepted anew: $(cat "$T/rout.out")"
+}
+it_case forgotten-requestid-resubmitted-is-a-new-job case_retain_resubmit sent-jobs-forgotten-after-retain-jobs
+case_retain_flag() {
+	local rc=0
+	"$BIN/mqpipe-dispatcher" --help | grep -q -- '--retain-jobs DURATION' || fail "--retain-jobs not in --help"
+	"$BIN/mqpipe-dispatcher" --retain-jobs soon 2>"$T/usage.err" || rc=$?
+	[ "$rc" -eq 64 ] || fail "--retain-jobs soon: exit $rc"
+}
+it_case retain-jobs-flag-documented-and-checked case_retain_flag
 it_cases_done
