@@ -86,7 +86,8 @@ it_case late-events-are-dead-letters case_dead rounds
 
 # A state from before sealed windows: its diagnostics count as arrived at the
 # upgrade, and their windows seal a horizon later, their messages folded.
-# (The old schema is this one with the sealed-window step taken back off.)
+# (The old schema, version 2, is this one with the later steps taken back
+# off: sealed windows, then the never-accepted jobs' index.)
 case_upgrade() {
 	local up=(-d "$T/old.db" -i it-counter-old -p up) pid before
 	updb() { sqlite3 -cmd ".timeout 5000" "$T/old.db" "$1"; }
@@ -98,7 +99,7 @@ case_upgrade() {
 	pub up/weekly_diagnostic '{"moduleid":"u1","timestamp":20,"attempts":20}'
 	wait_for 30 bash -c "[ \$(wc -l <'$T/up-rates.out') -ge 1 ]" || fail "no rate before the upgrade"
 	stop_pid "$pid"
-	updb "DROP INDEX weekly_diagnostic_open; DROP TABLE fold_pending;
+	updb "DROP INDEX job_unaccepted; DROP INDEX weekly_diagnostic_open; DROP TABLE fold_pending;
 	      ALTER TABLE weekly_diagnostic DROP COLUMN folded;
 	      ALTER TABLE weekly_diagnostic DROP COLUMN applied_ms;
 	      UPDATE schema_version SET version = 2 WHERE component = 'counter';"
