@@ -14,13 +14,19 @@
 
 #define COUNTER__RETAIN_DEFAULT_S 86400 /* finished jobs are kept a day */
 #define COUNTER__PURGE_BATCH 4          /* finished jobs purged per job.accepted */
+#define COUNTER__HORIZON_DEFAULT_S (7 * 86400) /* --dedup-horizon: a week */
+#define COUNTER__SEAL_BATCH 256        /* diagnostics sealed per tick at most */
+#define COUNTER__FOLD_BUDGET 2048      /* messages folded per tick: about one batch */
+#define COUNTER__FOLD_EVERY_MS 1000    /* how often to look for due windows */
 
 static const char *const counter__subscriptions[] = {"recv_message", "weekly_diagnostic",
 						     "job.accepted", "compute.done", NULL};
 
 struct counter {
 	struct counter_state *db;
-	int64_t retain_ms; /* --retain-jobs */
+	int64_t retain_ms;  /* --retain-jobs */
+	int64_t horizon_ms; /* --dedup-horizon */
+	int64_t next_fold_ms;
 };
 
 static int counter__init(void *state, struct mqp_store *store)
@@ -39,9 +45,18 @@ static void counter__fini(void *state)
 static int counter__recv(struct counter *c, const struct mqp_message *msg, struct mqp_reason *why)
 {
 	struct sr_recv r;
+	struct sr_cover cover;
 	int rc = sr_parse_recv(msg->payload, msg->len, &r, why);
-	if (rc)
+	if (rc || (rc = counter_state_cover(c->db, r.module, r.timestamp, &cover)))
 		return rc;
+	if (sr_place_recv(&cover) == SR_PLACE_SEALED)
+		return mqp_reason_set(why,
+				      "timestamp %llu falls in the window of module '%s' up to its"
+				      " diagnostic at %llu, sealed --dedup-horizon after that"
+				      " diagnostic: a message this late cannot be told from a"
+				      " repeat and is not counted",
+				      (unsigned long long)r.timestamp, r.module,
+				      (unsigned long long)cover.timestamp);
 	rc = counter_state_add_recv(c->db, &r);
 	return rc < 0 ? rc : MQP_OK;
 }
@@ -50,21 +65,33 @@ static int counter__diag(struct counter *c, struct mqp_ctx *ctx, const struct mq
 			 struct mqp_reason *why)
 {
 	struct sr_diag d;
+	struct sr_cover cover;
 	int rc = sr_parse_diag(msg->payload, msg->len, &d, why);
-	if (rc)
+	if (rc || (rc = counter_state_cover(c->db, d.module, d.timestamp, &cover)))
 		return rc;
-	/* The window only looks at earlier diagnostics, so it can be counted
-	 * before the insert tells whether this one is new. */
+	switch (sr_place_diag(d.timestamp, &cover)) {
+	case SR_PLACE_REPEAT: { /* the first one already published its rate */
+		char qm[300];
+		mqp_debug("diagnostic_repeat", "module=%s timestamp=%llu",
+			  mqp_log_quote(qm, sizeof(qm), d.module), (unsigned long long)d.timestamp);
+		return MQP_OK;
+	}
+	case SR_PLACE_SEALED:
+		return mqp_reason_set(why,
+				      "timestamp %llu falls in the window of module '%s' up to its"
+				      " diagnostic at %llu, sealed --dedup-horizon after that"
+				      " diagnostic: its messages are a count now and the window"
+				      " cannot be split",
+				      (unsigned long long)d.timestamp, d.module,
+				      (unsigned long long)cover.timestamp);
+	case SR_PLACE_OPEN:
+		break;
+	}
 	int64_t received = counter_state_received(c->db, &d);
 	if (received < 0)
 		return (int)received;
-	if ((rc = counter_state_add_diag(c->db, &d, received)) <= 0) {
-		char qm[300];
-		if (rc == 0) /* a repeat: the first one already published its rate */
-			mqp_debug("diagnostic_repeat", "module=%s timestamp=%llu",
-				  mqp_log_quote(qm, sizeof(qm), d.module), (unsigned long long)d.timestamp);
-		return rc < 0 ? rc : MQP_OK;
-	}
+	if ((rc = counter_state_add_diag(c->db, &d, received, msg->received_ms)) < 0)
+		return rc;
 	cJSON *ev = sr_event(&d, (uint64_t)received);
 	if (!ev)
 		return MQP_ERR_NOMEM;
@@ -135,6 +162,25 @@ static int counter__done(struct counter *c, struct mqp_ctx *ctx, const struct mq
 	return counter__maybe_trigger(c, ctx, d.request_id, &s, msg->received_ms);
 }
 
+/* Seals the windows whose diagnostics are older than --dedup-horizon and
+ * folds their messages into counts, a bounded amount per tick so no
+ * transaction grows past about a batch (README "Sealed windows"). */
+static int counter__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, int64_t *next_ms)
+{
+	struct counter *c = state;
+	(void)ctx;
+	if (now_ms >= c->next_fold_ms) {
+		int sealed = counter_state_seal(c->db, now_ms - c->horizon_ms, COUNTER__SEAL_BATCH);
+		int pending = sealed < 0 ? sealed : counter_state_fold(c->db, COUNTER__FOLD_BUDGET);
+		if (pending < 0)
+			return pending;
+		c->next_fold_ms = sealed == COUNTER__SEAL_BATCH || pending ? now_ms /* more: soon */
+									 : now_ms + COUNTER__FOLD_EVERY_MS;
+	}
+	*next_ms = c->next_fold_ms;
+	return MQP_OK;
+}
+
 static int counter__handle(void *state, struct mqp_ctx *ctx, const struct mqp_message *msg,
 			   struct mqp_reason *why)
 {
@@ -156,9 +202,19 @@ static int counter__retain_option(void *ctx, const char *arg, char *err, size_t 
 	return mqp_duration_arg(arg, &((struct counter *)ctx)->retain_ms, err, errlen);
 }
 
+/* --dedup-horizon DURATION: how long after a diagnostic its window stays open. */
+static int counter__horizon_option(void *ctx, const char *arg, char *err, size_t errlen)
+{
+	return mqp_duration_arg(arg, &((struct counter *)ctx)->horizon_ms, err, errlen);
+}
+
 static const struct mqp_extra_option counter__options[] = {
 	{"retain-jobs", 1, "DURATION", "keep finished jobs this long, then purge them (default 24h)",
 	 counter__retain_option, 0},
+	{"dedup-horizon", 1, "DURATION",
+	 "keep a diagnostic's messages one by one this long after it, then fold them into"
+	 " a count (default 7d)",
+	 counter__horizon_option, 0},
 };
 
 int counter_agent(struct mqp_agent *agent)
@@ -177,8 +233,10 @@ int counter_agent(struct mqp_agent *agent)
 		.init = counter__init,
 		.fini = counter__fini,
 		.handle = counter__handle,
+		.tick = counter__tick,
 		.state = c,
 	};
 	c->retain_ms = COUNTER__RETAIN_DEFAULT_S * 1000LL;
+	c->horizon_ms = COUNTER__HORIZON_DEFAULT_S * 1000LL;
 	return MQP_OK;
 }

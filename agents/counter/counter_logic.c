@@ -50,19 +50,35 @@ void sr_window_init(struct sr_window *w, uint64_t attempts)
 	w->later_attempts = attempts;
 	w->found = false;
 	w->after_timestamp = 0;
+	w->folded = 0;
 }
 
-bool sr_window_step(struct sr_window *w, uint64_t timestamp, uint64_t attempts)
+bool sr_window_step(struct sr_window *w, uint64_t timestamp, uint64_t attempts, uint64_t folded)
 {
 	if (w->found)
 		return true;
 	if (w->later_attempts < attempts) { /* the counter went down: a reset in between */
 		w->found = true;
-		w->after_timestamp = timestamp;
+		w->after_timestamp = timestamp; /* its own interval ends at the window's start */
 		return true;
 	}
 	w->later_attempts = attempts;
+	w->folded += folded;
 	return false;
+}
+
+enum sr_place sr_place_diag(uint64_t timestamp, const struct sr_cover *cover)
+{
+	if (!cover->found)
+		return SR_PLACE_OPEN;
+	if (cover->timestamp == timestamp)
+		return SR_PLACE_REPEAT;
+	return cover->sealed ? SR_PLACE_SEALED : SR_PLACE_OPEN;
+}
+
+enum sr_place sr_place_recv(const struct sr_cover *cover)
+{
+	return cover->found && cover->sealed ? SR_PLACE_SEALED : SR_PLACE_OPEN;
 }
 
 bool sr_rate(uint64_t received, uint64_t attempts, double *rate)

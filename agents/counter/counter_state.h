@@ -27,13 +27,33 @@ void counter_state_close(struct counter_state *s);
 /* Stores a recv_message. Returns 1, 0 when it was stored already, or MQP_ERR_DB. */
 int counter_state_add_recv(struct counter_state *s, const struct sr_recv *r);
 
-/* Counts the module's stored messages in the diagnostic's window (see
- * sr_window_step). Returns the count, or MQP_ERR_DB. */
+/* Counts the module's messages in the diagnostic's window (see
+ * sr_window_step): those folded into earlier diagnostics' counts plus those
+ * still stored one by one. Returns the count, or MQP_ERR_DB. */
 int64_t counter_state_received(struct counter_state *s, const struct sr_diag *d);
 
-/* Stores a diagnostic with the count it was published with. Returns 1, 0
- * when it was stored already (a repeat), or MQP_ERR_DB. */
-int counter_state_add_diag(struct counter_state *s, const struct sr_diag *d, int64_t received);
+/* Reads into *out the module's first diagnostic at or after timestamp, the
+ * one whose interval an event at timestamp falls in. Returns 0 or MQP_ERR_DB. */
+int counter_state_cover(struct counter_state *s, const char *module, uint64_t timestamp,
+			struct sr_cover *out);
+
+/* Stores a diagnostic that arrived at applied_ms with the count it was
+ * published with; its interval is open. Returns 1, 0 when it was stored
+ * already (a repeat), or MQP_ERR_DB. */
+int counter_state_add_diag(struct counter_state *s, const struct sr_diag *d, int64_t received,
+			   int64_t applied_ms);
+
+/* Seals up to batch open diagnostics applied at or before applied_before_ms,
+ * oldest first: from now on their intervals take no message, and their
+ * stored messages wait for counter_state_fold. Returns how many were sealed,
+ * or MQP_ERR_DB. */
+int counter_state_seal(struct counter_state *s, int64_t applied_before_ms, int batch);
+
+/* Moves about budget stored messages of sealed intervals into their
+ * diagnostics' counts (README "Sealed windows"); a window's count is the same
+ * before, during and after. Returns 1 when some remain pending, 0 when none
+ * do, or MQP_ERR_DB. */
+int counter_state_fold(struct counter_state *s, int budget);
 
 /* Makes sure the job has a row (first seen at now_ms) and reads what the
  * counter knows of it into *out. Returns 0 or MQP_ERR_DB. */

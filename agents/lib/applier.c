@@ -16,6 +16,8 @@
 #define APPLIER__BURST_WAIT_MS 1   /* how often to look for a burst's end (session_ops.h) */
 #define APPLIER__GATHER_BELOW 64   /* a batch this small in a stream waits for more... */
 #define APPLIER__GATHER_US 300     /* ...this long (µs) */
+#define APPLIER__RECLAIM_EVERY_MS 1000 /* free space is given back at most this often... */
+#define APPLIER__RECLAIM_PAGES 512     /* ...this much at a time: 2 MiB, about a batch's work */
 
 struct applier {
 	struct applier_parts p;
@@ -23,6 +25,8 @@ struct applier {
 	int64_t *batch_received_us;
 	size_t n_batch;
 	int64_t next_tick_ms; /* when the agent's tick wants to run, 0 = after the next batch */
+	int64_t next_reclaim_ms; /* when to look for free space to give back */
+	int reclaim_due;         /* the store has some: a step gives it back */
 	char topic_buf[65536 + 1];
 	char reply_buf[65536 + 1]; /* the applied message's response topic */
 	pthread_t thread;
@@ -321,6 +325,11 @@ static int applier__step_body(struct applier *a)
 		rc = mqp_store_meta_set(a->p.store, "inbox_seq", (int64_t)mqp_inbox_last_seq(a->p.inbox));
 	if (n >= 0 && !rc && a->p.agent->tick)
 		rc = applier__tick(a);
+	if (n >= 0 && !rc && a->reclaim_due) { /* README "Space" */
+		int back = mqp_store_reclaim(a->p.store, APPLIER__RECLAIM_PAGES);
+		rc = back < 0 ? back : MQP_OK;
+		a->reclaim_due = back == APPLIER__RECLAIM_PAGES;
+	}
 	return n < 0 ? n : rc ? rc : n;
 }
 
@@ -386,8 +395,12 @@ int applier__turn(struct applier *a, int stopping)
 	if (rc)
 		return rc;
 	int64_t now = mqp_now_ms();
+	if (now >= a->next_reclaim_ms) { /* a look at the file's header, once a second */
+		a->next_reclaim_ms = now + APPLIER__RECLAIM_EVERY_MS;
+		a->reclaim_due = a->reclaim_due || mqp_store_reclaimable(a->p.store) > 0;
+	}
 	int tick_due = (a->next_tick_ms && now >= a->next_tick_ms) ||
-		       deadletter__due(a->p.deadletters, now);
+		       deadletter__due(a->p.deadletters, now) || a->reclaim_due;
 	if (ready || outcomes || tick_due) {
 		int n = applier__step(a);
 		if (n < 0)

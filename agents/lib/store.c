@@ -182,9 +182,13 @@ int mqp_store_open(struct mqp_store **out, const char *path, int sync_full, cons
 		return rc;
 	}
 	/* WAL + NORMAL: a commit survives any process crash; FULL adds power loss.
-	 * The busy timeout lets `sqlite3` readers (tests, operators) coexist. */
+	 * The busy timeout lets `sqlite3` readers (tests, operators) coexist.
+	 * auto_vacuum takes effect only in a file without tables yet: a new
+	 * state can give freed space back (mqp_store_reclaim), an older one
+	 * reuses it (README "Space"). */
 	char pragmas[256];
 	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA auto_vacuum=INCREMENTAL;"
 		 "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
 		 "PRAGMA foreign_keys=ON; PRAGMA cache_size=-2000;"
 		 "CREATE TABLE IF NOT EXISTS schema_version(component TEXT PRIMARY KEY,"
@@ -223,6 +227,45 @@ void mqp_store_close(struct mqp_store *store)
 		sqlite3_finalize(store->stmt[i]);
 	sqlite3_close_v2(store->db);
 	free(store);
+}
+
+/* One integer a PRAGMA returns, or -1 when it fails. */
+static int64_t store__pragma_int(struct mqp_store *store, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	if (sqlite3_prepare_v2(store->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int64_t mqp_store_reclaimable(struct mqp_store *store)
+{
+	if (store__pragma_int(store, "PRAGMA auto_vacuum") != 2)
+		return 0; /* a file made before incremental vacuum: its free pages are reused */
+	int64_t pages = store__pragma_int(store, "PRAGMA page_count");
+	int64_t free_pages = store__pragma_int(store, "PRAGMA freelist_count");
+	if (pages < 0 || free_pages < 0)
+		return 0;
+	int64_t keep = pages / 4 > MQP_STORE_KEEP_FREE_PAGES ? pages / 4 : MQP_STORE_KEEP_FREE_PAGES;
+	return free_pages > keep ? free_pages - keep : 0;
+}
+
+int mqp_store_reclaim(struct mqp_store *store, int max_pages)
+{
+	int64_t n = mqp_store_reclaimable(store);
+	if (n <= 0)
+		return 0;
+	if (n > max_pages)
+		n = max_pages;
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld)", (long long)n);
+	if (sqlite3_exec(store->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return mqp_store_fail(store, sql);
+	return (int)n;
 }
 
 sqlite3 *mqp_store_db(struct mqp_store *store)

@@ -6,7 +6,7 @@
 #include "mqpipe/error.h"
 #include "counter_logic.h"
 
-struct d { uint64_t ts, attempts; };
+struct d { uint64_t ts, attempts, folded; };
 
 /* Window start for a new diagnostic given earlier ones in ascending order;
  * returns -1 when there is no reset (every earlier message counts). */
@@ -15,7 +15,7 @@ static int64_t window_after(const struct d *earlier, size_t n, uint64_t attempts
 	struct sr_window w;
 	sr_window_init(&w, attempts);
 	for (size_t i = n; i-- > 0;)
-		if (sr_window_step(&w, earlier[i].ts, earlier[i].attempts))
+		if (sr_window_step(&w, earlier[i].ts, earlier[i].attempts, earlier[i].folded))
 			break;
 	return w.found ? (int64_t)w.after_timestamp : -1;
 }
@@ -27,38 +27,97 @@ Test(window, without_earlier_diagnostics_counts_everything)
 
 Test(window, rising_attempts_mean_no_reset)
 {
-	struct d e[] = {{100, 5}, {200, 9}, {300, 9}};
+	struct d e[] = {{100, 5, 0}, {200, 9, 0}, {300, 9, 0}};
 	cr_assert_eq(window_after(e, 3, 12), -1);
 }
 
 Test(window, a_drop_before_the_new_diagnostic_opens_after_the_previous_one)
 {
-	struct d e[] = {{100, 5}, {200, 50}};
+	struct d e[] = {{100, 5, 0}, {200, 50, 0}};
 	cr_assert_eq(window_after(e, 2, 3), 200);
 }
 
 Test(window, a_drop_between_earlier_neighbours_opens_after_the_one_before_it)
 {
-	struct d e[] = {{100, 40}, {200, 60}, {300, 4}, {400, 9}};
+	struct d e[] = {{100, 40, 0}, {200, 60, 0}, {300, 4, 0}, {400, 9, 0}};
 	cr_assert_eq(window_after(e, 4, 15), 200);
 }
 
 Test(window, the_most_recent_of_several_resets_wins)
 {
-	struct d e[] = {{100, 40}, {200, 2}, {300, 30}, {400, 1}, {500, 6}};
+	struct d e[] = {{100, 40, 0}, {200, 2, 0}, {300, 30, 0}, {400, 1, 0}, {500, 6, 0}};
 	cr_assert_eq(window_after(e, 5, 8), 300);
 }
 
 Test(window, equal_attempts_are_not_a_reset)
 {
-	struct d e[] = {{100, 7}, {200, 7}};
+	struct d e[] = {{100, 7, 0}, {200, 7, 0}};
 	cr_assert_eq(window_after(e, 2, 7), -1);
 }
 
 Test(window, a_drop_to_zero_is_a_reset)
 {
-	struct d e[] = {{100, 7}};
+	struct d e[] = {{100, 7, 0}};
 	cr_assert_eq(window_after(e, 1, 0), 100);
+}
+
+/* The folded messages a window holds, given earlier diagnostics ascending. */
+static uint64_t window_folded(const struct d *earlier, size_t n, uint64_t attempts)
+{
+	struct sr_window w;
+	sr_window_init(&w, attempts);
+	for (size_t i = n; i-- > 0;)
+		if (sr_window_step(&w, earlier[i].ts, earlier[i].attempts, earlier[i].folded))
+			break;
+	return w.folded;
+}
+
+Test(window, without_a_reset_holds_every_folded_count)
+{
+	struct d e[] = {{100, 5, 4}, {200, 9, 3}, {300, 12, 2}};
+	cr_assert_eq(window_folded(e, 3, 20), 9);
+}
+
+Test(window, stops_adding_folded_counts_at_the_diagnostic_before_the_reset)
+{
+	/* The reset is between 200 and 300: the window opens after 200, so it
+	 * holds 300's and 400's intervals, not 200's or 100's. */
+	struct d e[] = {{100, 40, 7}, {200, 60, 11}, {300, 4, 3}, {400, 9, 5}};
+	cr_assert_eq(window_after(e, 4, 15), 200);
+	cr_assert_eq(window_folded(e, 4, 15), 8);
+}
+
+Test(window, right_after_a_reset_holds_no_folded_count)
+{
+	struct d e[] = {{100, 5, 4}, {200, 50, 30}};
+	cr_assert_eq(window_folded(e, 2, 3), 0);
+}
+
+Test(place, an_event_after_every_diagnostic_is_open)
+{
+	struct sr_cover none = {.found = false};
+	cr_assert_eq(sr_place_diag(500, &none), SR_PLACE_OPEN);
+	cr_assert_eq(sr_place_recv(&none), SR_PLACE_OPEN);
+}
+
+Test(place, a_diagnostic_at_a_stored_timestamp_is_a_repeat_even_when_sealed)
+{
+	struct sr_cover sealed = {.found = true, .timestamp = 500, .sealed = true};
+	cr_assert_eq(sr_place_diag(500, &sealed), SR_PLACE_REPEAT);
+}
+
+Test(place, an_event_inside_a_sealed_window_cannot_be_placed)
+{
+	struct sr_cover sealed = {.found = true, .timestamp = 500, .sealed = true};
+	cr_assert_eq(sr_place_diag(499, &sealed), SR_PLACE_SEALED);
+	cr_assert_eq(sr_place_recv(&sealed), SR_PLACE_SEALED);
+}
+
+Test(place, an_event_inside_an_open_window_is_applied)
+{
+	struct sr_cover open = {.found = true, .timestamp = 500, .sealed = false};
+	cr_assert_eq(sr_place_diag(499, &open), SR_PLACE_OPEN);
+	cr_assert_eq(sr_place_recv(&open), SR_PLACE_OPEN);
 }
 
 Test(rate, is_the_received_share_of_attempts)

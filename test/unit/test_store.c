@@ -477,3 +477,59 @@ Test(store, dead_letters_from_before_the_bound_are_counted_at_the_upgrade)
 	cr_assert_eq(scalar(s, "SELECT value FROM runtime_meta WHERE key='deadletter_bytes'"), 12);
 	mqp_store_close(s);
 }
+
+/* Fills table t with n rows of about 1 KiB. */
+static void fill(struct mqp_store *s, int from, int n)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql), "WITH RECURSIVE n(v) AS (SELECT %d UNION ALL SELECT v + 1"
+		 " FROM n WHERE v < %d) INSERT INTO t(a, b) SELECT v, randomblob(1000) FROM n",
+		 from, from + n - 1);
+	cr_assert_eq(mqp_store_begin(s), 0);
+	cr_assert_eq(sqlite3_exec(mqp_store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+	cr_assert_eq(mqp_store_commit(s), 0);
+}
+
+Test(store, a_new_state_gives_freed_space_back_a_bounded_piece_at_a_time)
+{
+	struct mqp_store *s;
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v2, 2), 0);
+	cr_assert_eq(scalar(s, "PRAGMA auto_vacuum"), 2, "incremental");
+	fill(s, 1, 8000); /* about 8 MB */
+	int64_t full = scalar(s, "PRAGMA page_count");
+	cr_assert_eq(sqlite3_exec(mqp_store_db(s), "DELETE FROM t WHERE a > 1000", NULL, NULL, NULL),
+		     SQLITE_OK);
+	cr_assert_gt(mqp_store_reclaimable(s), 0);
+	int steps = 0, back;
+	while ((back = mqp_store_reclaim(s, 100)) > 0) {
+		cr_assert_leq(back, 100, "never more than asked for at once");
+		steps++;
+	}
+	cr_assert_eq(back, 0);
+	cr_assert_gt(steps, 10, "given back in pieces");
+	int64_t now = scalar(s, "PRAGMA page_count"), free_pages = scalar(s, "PRAGMA freelist_count");
+	cr_assert_lt(now, full / 2, "the file shrank: %lld of %lld pages", (long long)now, (long long)full);
+	cr_assert_leq(free_pages, MQP_STORE_KEEP_FREE_PAGES > now / 4 ? MQP_STORE_KEEP_FREE_PAGES : now / 4,
+		      "a reserve is kept for reuse, no more");
+	cr_assert_eq(scalar(s, "SELECT count(*) FROM t"), 1000, "nothing stored is lost");
+	mqp_store_close(s);
+}
+
+Test(store, an_older_state_without_incremental_vacuum_reuses_its_free_pages)
+{
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "CREATE TABLE old(a)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct mqp_store *s;
+	cr_assert_eq(mqp_store_open(&s, path, 0, "x", v2, 2), 0);
+	cr_assert_eq(scalar(s, "PRAGMA auto_vacuum"), 0, "it cannot change without a VACUUM");
+	fill(s, 1, 2000);
+	cr_assert_eq(sqlite3_exec(mqp_store_db(s), "DELETE FROM t", NULL, NULL, NULL), SQLITE_OK);
+	int64_t pages = scalar(s, "PRAGMA page_count");
+	cr_assert_eq(mqp_store_reclaimable(s), 0);
+	cr_assert_eq(mqp_store_reclaim(s, 100), 0);
+	fill(s, 1, 2000);
+	cr_assert_leq(scalar(s, "PRAGMA page_count"), pages + 2, "the freed pages were used again");
+	mqp_store_close(s);
+}

@@ -91,6 +91,17 @@ def distinct_messages(traces):
     return len(keys)
 
 
+def stored_messages(db):
+    """The distinct messages the counter holds: one by one, and folded into
+    its sealed windows' counts (README "Sealed windows")."""
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        return con.execute("SELECT (SELECT count(*) FROM recv_message)"
+                           " + (SELECT coalesce(sum(folded), 0) FROM weekly_diagnostic)").fetchone()[0]
+    finally:
+        con.close()
+
+
 def count_rows(db, table):
     """SELECT count(*) FROM table in the SQLite database db."""
     con = sqlite3.connect(db, timeout=5)
@@ -115,7 +126,7 @@ def report(p, traces, want, got, every, kills):
     repeats = len(every) - len(set(every))
     sent = distinct_messages(traces)
     counter_db = p.path("counter.db")
-    stored = count_rows(counter_db, "recv_message")
+    stored = stored_messages(counter_db)
     print()
     print("faults injected:   %d SIGKILLs (%s)" % (sum(kills.values()), faults))
     print("events in:         %d" % sum(line_count(t) for t in traces))

@@ -60,6 +60,21 @@ int mqp_store_lock(const char *db_path, int wait_ms, struct mqp_state_lock *lock
  * drops SQLite's POSIX locks on it. */
 void mqp_store_unlock(struct mqp_state_lock *lock);
 
+/* Free pages a new state keeps for reuse before giving any back: 1 MiB at
+ * SQLite's 4 KiB pages, or a quarter of the file when that is more. */
+#define MQP_STORE_KEEP_FREE_PAGES 256
+
+/* Free pages mqp_store_reclaim would give back to the file system now: 0
+ * for a file made without incremental vacuum (before mqpipe set it), whose
+ * free pages are only reused. Never fails (a failed read counts as 0). */
+int64_t mqp_store_reclaimable(struct mqp_store *store);
+
+/* Gives back up to max_pages free pages past the reserve by moving pages
+ * from the end of the file into free ones (SQLite's incremental vacuum): a
+ * bounded piece of work, inside the open transaction or as its own. Returns
+ * the pages given back, or MQP_ERR_DB (logged). */
+int mqp_store_reclaim(struct mqp_store *store, int max_pages);
+
 /* The connection, for an agent's own prepared statements. */
 sqlite3 *mqp_store_db(struct mqp_store *store);
 
