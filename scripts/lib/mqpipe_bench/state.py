@@ -203,9 +203,12 @@ def db_figures(db):
         recv, diags = q("SELECT count(*) FROM recv_message"), q("SELECT count(*) FROM weekly_diagnostic")
         cols = [r[1] for r in con.execute("PRAGMA table_info(weekly_diagnostic)")]
         folded = q("SELECT coalesce(sum(folded), 0) FROM weekly_diagnostic") if "folded" in cols else None
+        tables = dict(con.execute("SELECT s.tbl_name, sum(d.pgsize) FROM dbstat d JOIN sqlite_schema s"
+                                  " ON s.name = d.name GROUP BY s.tbl_name").fetchall())
     finally:
         con.close()
-    return {"file_bytes": files, "used_bytes": used, "recv_rows": recv, "diag_rows": diags, "folded": folded}
+    return {"file_bytes": files, "used_bytes": used, "recv_rows": recv, "diag_rows": diags, "folded": folded,
+            "recv_bytes": tables.get("recv_message", 0), "diag_bytes": tables.get("weekly_diagnostic", 0)}
 
 
 def probe_round(ws, fleet, w):
@@ -291,8 +294,8 @@ def bench_state(ws, args):
     rates, raw, agent, rtt = [], {"start": [], "end": []}, {"start": [], "end": []}, {"start": [], "end": []}
     months, prev_used = [], None
     print()
-    print("month weeks    events  file MB  used MB  B/module  B/module/week  recv_message  "
-          "weekly_diag    folded  counter ev/s", flush=True)
+    print("month weeks    events  file MB  used MB  B/module  B/module/week  recv_message (MB)    "
+          "weekly_diag (MB)     folded  counter ev/s", flush=True)
     for w in range(weeks):
         recv = fleet.write_messages(w, ws.path("week.recv"))
         diag = ws.path("week.diag")
@@ -339,9 +342,10 @@ def bench_state(ws, args):
             fig["growth_per_module_week"] = growth
             prev_used = fig["used_bytes"]
             months.append(fig)
-            print("%5d %5d %9d %8.1f %8.1f %9.0f %14.0f %13d %12d %9s %13.0f" % (
+            print("%5d %5d %9d %8.1f %8.1f %9.0f %14.0f %11d %6.1f %11d %6.1f %10s %13.0f" % (
                 fig["month"], w + 1, fig["events"], fig["file_bytes"] / 1e6, fig["used_bytes"] / 1e6,
-                fig["used_bytes"] / modules, growth, fig["recv_rows"], fig["diag_rows"],
+                fig["used_bytes"] / modules, growth, fig["recv_rows"], fig["recv_bytes"] / 1e6,
+                fig["diag_rows"], fig["diag_bytes"] / 1e6,
                 "-" if fig["folded"] is None else fig["folded"], fig["counter_eps"]), flush=True)
     peak = peak_kb(counter)
 
@@ -369,10 +373,10 @@ def bench_state(ws, args):
     growth_late = [m["growth_per_module_week"] for m in months[1:]] or [end["growth_per_module_week"]]
     print("state  %d modules x %d weeks x %d messages: %.1f MB in use (%.0f B/module), growing %.0f B/module/week "
           "(median after the first month); throughput end/start %.2f, rtt p99 %.2f -> %.2f ms; counter peak RSS "
-          "%.1f MB; %s; %.0f s" % (
+          "%.1f MB; weekly_diagnostic %.0f B a row; %s; %.0f s" % (
               modules, weeks, per_week, end["used_bytes"] / 1e6, end["used_bytes"] / modules, median(growth_late),
               summary["end"]["counter_eps"] / summary["start"]["counter_eps"], summary["start"]["rtt_ms"]["p99"],
-              summary["end"]["rtt_ms"]["p99"], mb(peak),
+              summary["end"]["rtt_ms"]["p99"], mb(peak), end["diag_bytes"] / max(1, end["diag_rows"]),
               f"--dedup-horizon {horizon}s" if has_horizon else "no --dedup-horizon", wall))
     write_result(ws.root, "state", {
         "modules": modules, "weeks": weeks, "per_week": per_week, "events": weeks * round_events,
