@@ -373,10 +373,11 @@ def bench_state(ws, args):
     growth_late = [m["growth_per_module_week"] for m in months[1:]] or [end["growth_per_module_week"]]
     print("state  %d modules x %d weeks x %d messages: %.1f MB in use (%.0f B/module), growing %.0f B/module/week "
           "(median after the first month); throughput end/start %.2f, rtt p99 %.2f -> %.2f ms; counter peak RSS "
-          "%.1f MB; weekly_diagnostic %.0f B a row; %s; %.0f s" % (
+          "%.1f MB; weekly_diagnostic %.0f B a row, %.0f B/module/week; %s; %.0f s" % (
               modules, weeks, per_week, end["used_bytes"] / 1e6, end["used_bytes"] / modules, median(growth_late),
               summary["end"]["counter_eps"] / summary["start"]["counter_eps"], summary["start"]["rtt_ms"]["p99"],
               summary["end"]["rtt_ms"]["p99"], mb(peak), end["diag_bytes"] / max(1, end["diag_rows"]),
+              end["diag_bytes"] / (modules * weeks),
               f"--dedup-horizon {horizon}s" if has_horizon else "no --dedup-horizon", wall))
     write_result(ws.root, "state", {
         "modules": modules, "weeks": weeks, "per_week": per_week, "events": weeks * round_events,
