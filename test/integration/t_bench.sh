@@ -3,7 +3,8 @@
 # benchmark: a usage error prints the usage on standard error and exits 64
 # before anything is built; --help prints the header; the chart drawn from a
 # dashboard result is an SVG with the three panels, its text as text (no
-# embedded fonts).
+# embedded fonts); a tiny run of the state benchmark goes through (every
+# success rate it checks is right, every message sent is stored or folded).
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -24,10 +25,12 @@ usage_error counter --events 0
 usage_error page --runs 3
 usage_error dashboard --latency-scale -1
 usage_error dashboard --setup-ms soon
+usage_error state --modules 0
+usage_error state --per-week x
 
 note "--help"
 "$bench" --help >"$T/help" || fail "scripts/bench --help failed"
-for b in counter broker-crash jobs dashboard ingest alerts replay record page; do
+for b in counter broker-crash jobs dashboard ingest alerts replay record page state; do
 	grep -q "^  scripts/bench $b" "$T/help" || fail "--help does not list $b"
 done
 "$bench" dashboard --help | grep -q -- '--svg PATH' || fail "dashboard --help has no --svg"
@@ -54,4 +57,18 @@ for text in 'end-to-end latency' 'overhead over the slowest branch' 'pre-resolve
 done
 ! grep -q 'id="DejaVu\|<font\|@font-face' "$T/chart.svg" || fail "the chart embeds fonts"
 [ "$(wc -c <"$T/chart.svg")" -lt 100000 ] || fail "the chart is $(wc -c <"$T/chart.svg") bytes"
+note "state, tiny"
+"$bench" state --modules 50 --weeks 6 --per-week 5 >"$T/state.out" 2>&1 ||
+	fail "scripts/bench state failed: $(tail -5 "$T/state.out")"
+grep -qE '^ +2 +6 +1800 ' "$T/state.out" || fail "no row for month 2: $(cat "$T/state.out")"
+grep -q '^state  50 modules x 6 weeks x 5 messages' "$T/state.out" || fail "no summary: $(cat "$T/state.out")"
+python3 - "$MQPIPE_ROOT/build/bench/state.json" <<'PY' || fail "build/bench/state.json: $(cat "$MQPIPE_ROOT/build/bench/state.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+last = r["months"][-1]
+assert (r["modules"], r["weeks"], r["per_week"], len(r["months"])) == (50, 6, 5, 2)
+assert last["recv_rows"] + (last["folded"] or 0) == 50 * 6 * 5
+assert last["diag_rows"] >= 50 * 6
+assert r["start"]["rtt_ms"]["n"] == 4 * 50 and r["end"]["rtt_ms"]["n"] == 2 * 50
+PY
 note "ok"

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from . import alerts, counter, dashboard, ingest, jobs, page, tools
+from . import alerts, counter, dashboard, ingest, jobs, page, state, tools
 from .fixture import BenchError, Workspace
 
 EX_USAGE = 64
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "replay": (tools.bench_replay, ("events", "runs")),
     "record": (tools.bench_record, ("events", "runs")),
     "page": (page.bench_page, ("events",)),
+    "state": (state.bench_state, ("modules", "weeks", "per-week")),
 }
 DEFAULT_EVENTS = {"ingest": 20000, "page": 20000}
 
@@ -60,6 +61,9 @@ OPTIONS = {
     "setup-ms": dict(type=millis, default=500, metavar="MS", help="the aggregator's --setup-ms (default 500)"),
     "latency-scale": dict(type=scale, default="1", metavar="F", help="the workers' --latency-scale (default 1)"),
     "svg": dict(metavar="PATH", help="where the chart goes (default build/bench/dashboard.svg)"),
+    "modules": dict(type=count, default=10000, metavar="N", help="modules in the fleet (default 10000)"),
+    "weeks": dict(type=count, default=52, metavar="W", help="weeks simulated, one diagnostic each (default 52)"),
+    "per-week": dict(type=count, default=30, metavar="M", help="messages per module and week (default 30)"),
 }
 
 
