@@ -16,9 +16,14 @@
 #define COUNTER__RETAIN_DEFAULT_S 86400 /* finished jobs are kept a day */
 #define COUNTER__PURGE_BATCH 4          /* finished jobs purged per job.accepted */
 #define COUNTER__HORIZON_DEFAULT_S (7 * 86400) /* --dedup-horizon: a week */
-#define COUNTER__SEAL_BATCH 256        /* diagnostics sealed per tick at most */
-#define COUNTER__FOLD_BUDGET 2048      /* messages folded per tick: about one batch */
+#define COUNTER__SEAL_BATCH 128        /* diagnostics sealed per tick at most */
+#define COUNTER__FOLD_BUDGET 1024      /* messages folded per tick: half a batch */
 #define COUNTER__FOLD_EVERY_MS 1000    /* how often to look for due windows */
+/* While more are due, the gap between two folds: a week's seals of a whole
+ * fleet come due at once, and paced they are small pieces between the inputs
+ * that keep coming rather than one long run of them (up to 40 000 messages
+ * a second). */
+#define COUNTER__FOLD_PACE_MS 25
 
 static const char *const counter__subscriptions[] = {"recv_message", "weekly_diagnostic",
 						     "job.accepted", "compute.done", NULL};
@@ -198,8 +203,9 @@ static int counter__tick(void *state, struct mqp_ctx *ctx, int64_t now_ms, int64
 		int pending = sealed < 0 ? sealed : counter_state_fold(c->db, COUNTER__FOLD_BUDGET);
 		if (pending < 0)
 			return pending;
-		c->next_fold_ms = sealed == COUNTER__SEAL_BATCH || pending ? now_ms /* more: soon */
-									 : now_ms + COUNTER__FOLD_EVERY_MS;
+		c->next_fold_ms = now_ms + (sealed == COUNTER__SEAL_BATCH || pending
+						    ? COUNTER__FOLD_PACE_MS
+						    : COUNTER__FOLD_EVERY_MS);
 	}
 	*next_ms = c->next_fold_ms;
 	return MQP_OK;

@@ -196,8 +196,11 @@ def db_figures(db):
     weekly_diagnostic, and the messages folded (None without the column),
     read through a read-only connection while the counter runs."""
     files = sum(os.path.getsize(db + s) for s in ("", "-wal") if os.path.exists(db + s))
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30, isolation_level=None)
     try:
+        # One read transaction: a fold that commits between two of these
+        # reads would count its messages both as rows and as folded.
+        con.execute("BEGIN")
         q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
         used = (q("PRAGMA page_count") - q("PRAGMA freelist_count")) * q("PRAGMA page_size")
         recv, diags = q("SELECT count(*) FROM recv_message"), q("SELECT count(*) FROM weekly_diagnostic")
