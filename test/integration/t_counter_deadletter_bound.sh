@@ -81,12 +81,14 @@ wait_for 60 bash -c "[ \$(wc -l <'$T/dl.out') -ge $total ]" || fail "$(lines "$T
 # pages are reused. The WAL and the inbox are as large as the largest
 # backlog, whatever it holds.
 # Round 1 may end below the plateau (how many rows the republish window
-# held when it ended depends on the machine's pace), so the last round is
-# compared with the one before it: an unbounded table grows by a round's
-# 4 MB of dead letters each time.
-note "the database stops growing: round 3 within 1 MB of round 2 (sizes ${sizes[*]})"
-[ "${sizes[2]}" -le $((sizes[1] + 1048576)) ] ||
-	fail "the database grew from ${sizes[1]} to ${sizes[2]} bytes in the third round"
+# held when it ended depends on the machine's pace), and a round may end
+# after the agent gave freed pages back (README "Space"), so the last round
+# is compared with the largest before it: an unbounded table grows by a
+# round's 4 MB of dead letters each time.
+largest=$((sizes[0] > sizes[1] ? sizes[0] : sizes[1]))
+note "the database stops growing: round 3 within 1 MB of the largest before it (sizes ${sizes[*]})"
+[ "${sizes[2]}" -le $((largest + 1048576)) ] ||
+	fail "the database grew from $largest to ${sizes[2]} bytes in the third round"
 [ "$(state_bytes)" -le $((64 * 1048576)) ] || fail "the files hold $(state_bytes) bytes"
 
 note "dead letters older than --deadletter-max-age go, counted"
