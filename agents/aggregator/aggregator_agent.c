@@ -52,13 +52,14 @@ static int aggregator__put(struct aggregator *a, const struct aggregator_job *j)
 	return aggregator_state_put(a->db, j, fanin_due(&a->timing, &j->state));
 }
 
-static int aggregator__accepted(struct aggregator *a, const struct mqp_message *msg,
-				struct mqp_reason *why)
+static int aggregator__accepted(struct aggregator *a, struct mqp_ctx *ctx,
+				const struct mqp_message *msg, struct mqp_reason *why)
 {
 	struct jobs_accepted acc;
 	struct aggregator_job j;
 	int rc = jobs_parse_accepted(msg->payload, msg->len, &acc, why);
-	if (rc || (rc = aggregator_state_get(a->db, acc.request_id, &j)))
+	if (rc || (rc = mqp_ctx_check_owner(ctx, "requestId", acc.request_id, why)) ||
+	    (rc = aggregator_state_get(a->db, acc.request_id, &j)))
 		return rc;
 	if (j.state.accepted) { /* a repeat: the same target changes nothing */
 		if (j.state.target != acc.target)
@@ -78,15 +79,16 @@ static int aggregator__accepted(struct aggregator *a, const struct mqp_message *
 	return aggregator__put(a, &j);
 }
 
-static int aggregator__input(struct aggregator *a, const struct mqp_message *msg,
-			     struct mqp_reason *why)
+static int aggregator__input(struct aggregator *a, struct mqp_ctx *ctx,
+			     const struct mqp_message *msg, struct mqp_reason *why)
 {
 	struct fanin_input in;
 	struct aggregator_job j;
 	int rc = fanin_parse_input(msg->payload, msg->len, &in, why);
 	if (rc)
 		return rc;
-	if ((rc = aggregator_state_get(a->db, in.ids.request_id, &j)) || j.done) {
+	if ((rc = mqp_ctx_check_owner(ctx, "requestId", in.ids.request_id, why)) ||
+	    (rc = aggregator_state_get(a->db, in.ids.request_id, &j)) || j.done) {
 		fanin_input_free(&in); /* a late duplicate of a finished request: nothing to do */
 		return rc;
 	}
@@ -102,13 +104,14 @@ static int aggregator__input(struct aggregator *a, const struct mqp_message *msg
 	return aggregator__put(a, &j);
 }
 
-static int aggregator__trigger(struct aggregator *a, const struct mqp_message *msg,
-			       struct mqp_reason *why)
+static int aggregator__trigger(struct aggregator *a, struct mqp_ctx *ctx,
+			       const struct mqp_message *msg, struct mqp_reason *why)
 {
 	char request_id[JOBS_ID_MAX + 1];
 	struct aggregator_job j;
 	int rc = fanin_parse_trigger(msg->payload, msg->len, request_id, why);
-	if (rc || (rc = aggregator_state_get(a->db, request_id, &j)) || j.done || j.state.trigger_ms)
+	if (rc || (rc = mqp_ctx_check_owner(ctx, "requestId", request_id, why)) ||
+	    (rc = aggregator_state_get(a->db, request_id, &j)) || j.done || j.state.trigger_ms)
 		return rc; /* a repeated trigger keeps the first one's time */
 	j.state.trigger_ms = msg->received_ms;
 	return aggregator__put(a, &j);
@@ -117,14 +120,13 @@ static int aggregator__trigger(struct aggregator *a, const struct mqp_message *m
 static int aggregator__handle(void *state, struct mqp_ctx *ctx, const struct mqp_message *msg,
 			      struct mqp_reason *why)
 {
-	(void)ctx;
 	struct aggregator *a = state;
 	if (strcmp(msg->topic, "compute.done") == 0)
-		return aggregator__input(a, msg, why);
+		return aggregator__input(a, ctx, msg, why);
 	if (strcmp(msg->topic, "job.accepted") == 0)
-		return aggregator__accepted(a, msg, why);
+		return aggregator__accepted(a, ctx, msg, why);
 	if (strcmp(msg->topic, "aggregate.trigger") == 0)
-		return aggregator__trigger(a, msg, why);
+		return aggregator__trigger(a, ctx, msg, why);
 	return mqp_reason_set(why, "topic '%s' is not one the aggregator reads", msg->topic);
 }
 
@@ -312,6 +314,7 @@ int aggregator_agent(struct mqp_agent *agent)
 	*agent = (struct mqp_agent){
 		.name = "aggregator",
 		.subscriptions = aggregator__subscriptions,
+		.sharded = 1,
 		.migrations = aggregator_state_migrations,
 		.n_migrations = aggregator_state_n_migrations,
 		.options = aggregator__options,

@@ -29,7 +29,11 @@ struct alerter {
 	struct alerter_state *db;
 	struct alert_rule rules[ALERT_RULES_MAX];
 	size_t n_rules;
-	const char *subscriptions[ALERT_RULES_MAX + 1]; /* the rules' filters, once each */
+	/* The rules' filters, once each: those under metrics/ are the alerter's
+	 * inputs, sharded with --shards above 1; the others (outputs of other
+	 * agents, like success_rate) are read as they are (README "Scaling out"). */
+	const char *subscriptions[ALERT_RULES_MAX + 1];
+	const char *plain_subscriptions[ALERT_RULES_MAX + 1];
 };
 
 static int alerter__init(void *state, struct mqp_store *store)
@@ -139,11 +143,29 @@ static int alerter__point(struct alerter *a, struct mqp_ctx *ctx, const struct a
 	return alerter_state_put(a->db, r, p, &s);
 }
 
+#define ALERTER__INPUTS "metrics/" /* the alerter's own input topics */
+
+/* The shard key of a point's topic (README "Scaling out"): the name after
+ * metrics/, or the whole topic of a rule on another agent's output. */
+static const char *alerter__shard_key(const char *topic)
+{
+	size_t n = sizeof(ALERTER__INPUTS) - 1;
+	return strncmp(topic, ALERTER__INPUTS, n) == 0 ? topic + n : topic;
+}
+
 static int alerter__handle(void *state, struct mqp_ctx *ctx, const struct mqp_message *msg,
 			   struct mqp_reason *why)
 {
 	struct alerter *a = state;
 	int matched = 0, rc = MQP_OK;
+	const char *key = alerter__shard_key(msg->topic);
+	if (key == msg->topic && !mqp_ctx_owns(ctx, key)) {
+		/* Another output every instance reads: its owner judges it. */
+		mqp_debug("point_of_other_shard", "topic=%s", msg->topic);
+		return MQP_OK;
+	}
+	if ((rc = mqp_ctx_check_owner(ctx, "the metric", key, why)))
+		return rc;
 	for (size_t i = 0; !rc && i < a->n_rules; i++) {
 		const struct alert_rule *r = &a->rules[i];
 		if (!alert_topic_matches(r->filter, msg->topic))
@@ -176,15 +198,23 @@ static int alerter__rules_option(void *ctx, const char *arg, char *err, size_t e
 		snprintf(err, errlen, "%s: %s", arg, why);
 		return -1;
 	}
-	size_t k = 0;
+	size_t k = 0, m = 0;
 	for (size_t i = 0; i < a->n_rules; i++) { /* each filter subscribed once */
+		const char *f = a->rules[i].filter;
 		bool seen = false;
 		for (size_t j = 0; j < k; j++)
-			seen = seen || strcmp(a->subscriptions[j], a->rules[i].filter) == 0;
-		if (!seen)
-			a->subscriptions[k++] = a->rules[i].filter;
+			seen = seen || strcmp(a->subscriptions[j], f) == 0;
+		for (size_t j = 0; j < m; j++)
+			seen = seen || strcmp(a->plain_subscriptions[j], f) == 0;
+		if (seen)
+			continue;
+		if (strncmp(f, ALERTER__INPUTS, sizeof(ALERTER__INPUTS) - 1) == 0)
+			a->subscriptions[k++] = f;
+		else
+			a->plain_subscriptions[m++] = f;
 	}
 	a->subscriptions[k] = NULL;
+	a->plain_subscriptions[m] = NULL;
 	return 0;
 }
 
@@ -204,6 +234,8 @@ int alerter_agent(struct mqp_agent *agent)
 	*agent = (struct mqp_agent){
 		.name = "alerter",
 		.subscriptions = a->subscriptions, /* filled in as --rules is read */
+		.plain_subscriptions = a->plain_subscriptions,
+		.sharded = 1,
 		.migrations = alerter_state_migrations,
 		.n_migrations = alerter_state_n_migrations,
 		.options = alerter__options,

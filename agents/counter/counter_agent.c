@@ -60,12 +60,14 @@ static int counter__sealed(struct mqp_reason *why, const char *module, uint64_t 
 			      (unsigned long long)cover->timestamp, consequence);
 }
 
-static int counter__recv(struct counter *c, const struct mqp_message *msg, struct mqp_reason *why)
+static int counter__recv(struct counter *c, struct mqp_ctx *ctx, const struct mqp_message *msg,
+			 struct mqp_reason *why)
 {
 	struct sr_recv r;
 	struct sr_cover cover;
 	int rc = sr_parse_recv(msg->payload, msg->len, &r, why);
-	if (rc || (rc = counter_state_cover(c->db, r.module, r.timestamp, &cover)))
+	if (rc || (rc = mqp_ctx_check_owner(ctx, "moduleId", r.module, why)) ||
+	    (rc = counter_state_cover(c->db, r.module, r.timestamp, &cover)))
 		return rc;
 	if (sr_place_recv(&cover) == SR_PLACE_SEALED)
 		return counter__sealed(why, r.module, r.timestamp, &cover,
@@ -81,7 +83,8 @@ static int counter__diag(struct counter *c, struct mqp_ctx *ctx, const struct mq
 	struct sr_diag d;
 	struct sr_cover cover;
 	int rc = sr_parse_diag(msg->payload, msg->len, &d, why);
-	if (rc || (rc = counter_state_cover(c->db, d.module, d.timestamp, &cover)))
+	if (rc || (rc = mqp_ctx_check_owner(ctx, "moduleId", d.module, why)) ||
+	    (rc = counter_state_cover(c->db, d.module, d.timestamp, &cover)))
 		return rc;
 	switch (sr_place_diag(d.timestamp, &cover)) {
 	case SR_PLACE_REPEAT: { /* the first one already published its rate */
@@ -121,7 +124,9 @@ static int counter__maybe_trigger(struct counter *c, struct mqp_ctx *ctx, const 
 	cJSON *ev = jobs_trigger_event(request_id, s->target, s->completed);
 	if (!ev)
 		return MQP_ERR_NOMEM;
-	rc = mqp_emit(ctx, "aggregate.trigger", ev);
+	char topic[300]; /* to the aggregator that owns the job (README "Scaling out") */
+	rc = mqp_ctx_shard_topic(ctx, "aggregate.trigger", request_id, topic, sizeof(topic));
+	rc = rc ? rc : mqp_emit(ctx, topic, ev);
 	cJSON_Delete(ev);
 	return rc;
 }
@@ -144,7 +149,8 @@ static int counter__accepted(struct counter *c, struct mqp_ctx *ctx, const struc
 	struct jobs_accepted a;
 	struct jobs_state s;
 	int rc = jobs_parse_accepted(msg->payload, msg->len, &a, why);
-	if (rc || (rc = counter_state_job(c->db, a.request_id, msg->received_ms, &s)))
+	if (rc || (rc = mqp_ctx_check_owner(ctx, "requestId", a.request_id, why)) ||
+	    (rc = counter_state_job(c->db, a.request_id, msg->received_ms, &s)))
 		return rc;
 	if (s.accepted) { /* a repeat: the same target changes nothing */
 		if (s.target != a.target)
@@ -171,7 +177,8 @@ static int counter__done(struct counter *c, struct mqp_ctx *ctx, const struct mq
 	struct jobs_done d;
 	struct jobs_state s;
 	int rc = jobs_parse_done(msg->payload, msg->len, &d, why);
-	if (rc || (rc = counter_state_job(c->db, d.request_id, msg->received_ms, &s)))
+	if (rc || (rc = mqp_ctx_check_owner(ctx, "requestId", d.request_id, why)) ||
+	    (rc = counter_state_job(c->db, d.request_id, msg->received_ms, &s)))
 		return rc;
 	if ((rc = counter_state_add_case(c->db, d.request_id, d.case_id)) <= 0)
 		return rc; /* 0: this case was counted already */
@@ -216,7 +223,7 @@ static int counter__handle(void *state, struct mqp_ctx *ctx, const struct mqp_me
 {
 	struct counter *c = state;
 	if (strcmp(msg->topic, "recv_message") == 0)
-		return counter__recv(c, msg, why);
+		return counter__recv(c, ctx, msg, why);
 	if (strcmp(msg->topic, "weekly_diagnostic") == 0)
 		return counter__diag(c, ctx, msg, why);
 	if (strcmp(msg->topic, "compute.done") == 0)
@@ -255,6 +262,7 @@ int counter_agent(struct mqp_agent *agent)
 	*agent = (struct mqp_agent){
 		.name = "counter",
 		.subscriptions = counter__subscriptions,
+		.sharded = 1,
 		.migrations = counter_state_migrations,
 		.n_migrations = counter_state_n_migrations,
 		.options = counter__options,

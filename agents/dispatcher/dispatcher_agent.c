@@ -68,7 +68,9 @@ static int dispatcher__accept(struct dispatcher *d, struct mqp_ctx *ctx,
 	cJSON *ev = dispatch_accepted_event(job, (uint64_t)msg->received_ms);
 	if (!ev)
 		return MQP_ERR_NOMEM;
-	rc = mqp_emit(ctx, "job.accepted", ev);
+	char topic[300]; /* to the counter and aggregator that own the job (README "Scaling out") */
+	rc = mqp_ctx_shard_topic(ctx, "job.accepted", job->request_id, topic, sizeof(topic));
+	rc = rc ? rc : mqp_emit(ctx, topic, ev);
 	cJSON_Delete(ev);
 	return rc;
 }
@@ -87,7 +89,8 @@ static int dispatcher__handle(void *state, struct mqp_ctx *ctx, const struct mqp
 		return mqp_reason_set(why, "topic '%s' is not one the dispatcher reads", msg->topic);
 	if (rc)
 		return rc;
-	rc = dispatcher__accept(d, ctx, msg, &job, why);
+	rc = mqp_ctx_check_owner(ctx, "requestId", job.request_id, why);
+	rc = rc ? rc : dispatcher__accept(d, ctx, msg, &job, why);
 	dispatch_job_free(&job);
 	return rc;
 }
@@ -168,6 +171,7 @@ int dispatcher_agent(struct mqp_agent *agent)
 	*agent = (struct mqp_agent){
 		.name = "dispatcher",
 		.subscriptions = dispatcher__subscriptions,
+		.sharded = 1,
 		.migrations = dispatcher_state_migrations,
 		.n_migrations = dispatcher_state_n_migrations,
 		.options = dispatcher__options,

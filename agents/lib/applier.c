@@ -10,6 +10,7 @@
 
 #include "applier.h"
 #include "clock.h"
+#include "mqpipe/shard.h"
 
 #define APPLIER__BATCH 2048        /* records per transaction at most */
 #define APPLIER__IDLE_WAIT_MS 250  /* wake-up when idle (acks, heartbeat) */
@@ -18,6 +19,7 @@
 #define APPLIER__GATHER_US 300     /* ...this long (µs) */
 #define APPLIER__RECLAIM_EVERY_MS 1000 /* free space is given back at most this often... */
 #define APPLIER__RECLAIM_PAGES 512     /* ...this much at a time: 2 MiB, about a batch's work */
+#define APPLIER__REPUBLISH_EVERY_MS 1000 /* a shard's republish request is answered at most this often */
 
 struct applier {
 	struct applier_parts p;
@@ -27,6 +29,10 @@ struct applier {
 	int64_t next_tick_ms; /* when the agent's tick wants to run, 0 = after the next batch */
 	int64_t next_reclaim_ms; /* when to look for free space to give back */
 	int reclaim_due;         /* the store has some: a step gives it back */
+	int ask_republish_due;   /* the session was lost: a step asks for a republish */
+	/* When each shard's republish request was last answered (Unix ms): an
+	 * outsider repeating requests makes a producer resend at most this often. */
+	int64_t republished_ms[MQP_SHARDS_MAX];
 	char topic_buf[65536 + 1];
 	char reply_buf[65536 + 1]; /* the applied message's response topic */
 	pthread_t thread;
@@ -144,6 +150,33 @@ int64_t mqp_ctx_unacked(struct mqp_ctx *ctx)
 	return outbox__depth(ctx->a->p.outbox) + (int64_t)outbox__staged(ctx->a->p.outbox);
 }
 
+int mqp_ctx_shard_topic(struct mqp_ctx *ctx, const char *topic, const char *key, char *buf,
+			size_t size)
+{
+	uint32_t shards = (uint32_t)ctx->a->p.opts->shards;
+	return mqp_shard_topic(shards, mqp_shard_of(key, strlen(key), shards), topic, buf, size);
+}
+
+int mqp_ctx_owns(struct mqp_ctx *ctx, const char *key)
+{
+	const struct mqp_options *o = ctx->a->p.opts;
+	return !o->sharded || o->shards <= 1 ||
+	       mqp_shard_of(key, strlen(key), (uint32_t)o->shards) == (uint32_t)o->shard;
+}
+
+int mqp_ctx_check_owner(struct mqp_ctx *ctx, const char *what, const char *key,
+			struct mqp_reason *why)
+{
+	if (mqp_ctx_owns(ctx, key))
+		return MQP_OK;
+	const struct mqp_options *o = ctx->a->p.opts;
+	return mqp_reason_set(why, "%s '%.64s' is of shard %u of %d, not of this instance's shard %d "
+			      "(publish it on shard/%u/…, or through mqpipe-router)",
+			      what, key, (unsigned)mqp_shard_of(key, strlen(key), (uint32_t)o->shards),
+			      o->shards, o->shard,
+			      (unsigned)mqp_shard_of(key, strlen(key), (uint32_t)o->shards));
+}
+
 const char *mqp_ctx_client_id(struct mqp_ctx *ctx)
 {
 	return ctx->a->p.opts->client_id;
@@ -258,6 +291,14 @@ static struct mqp_message applier__message(struct applier *a, const struct mqp_i
 		topic += a->prefix_len;
 		tlen -= a->prefix_len;
 	}
+	/* A shard's input: the handler sees the topic without shard/<K>/. */
+	uint32_t k;
+	const struct mqp_options *o = a->p.opts;
+	size_t level = o->sharded ? mqp_shard_level(topic, tlen, (uint32_t)o->shards, &k) : 0;
+	if (level && k == (uint32_t)o->shard) {
+		topic += level;
+		tlen -= level;
+	}
 	memcpy(a->topic_buf, topic, tlen);
 	a->topic_buf[tlen] = '\0';
 	struct mqp_message msg = {a->topic_buf, rec->payload, rec->payload_len,
@@ -274,15 +315,48 @@ static struct mqp_message applier__message(struct applier *a, const struct mqp_i
 /* mqp_inbox_read callback: applies one record inside its own savepoint. A
  * negative return stops the batch: the transaction is rolled back and the
  * agent exits without acknowledging anything more. */
+/* When msg is a republish request (mqpipe/republish/<K>, with --shards
+ * above 1: README "Scaling out"), sets *shard to K and returns 1; else 0. */
+static int applier__republish_request(const struct applier *a, const struct mqp_message *msg,
+				      uint32_t *shard)
+{
+	const size_t n = sizeof(MQP_REPUBLISH_TOPIC) - 1;
+	long k;
+	return a->p.opts->shards > 1 && strncmp(msg->topic, MQP_REPUBLISH_TOPIC "/", n + 1) == 0 &&
+	       mqp_parse_long(msg->topic + n + 1, 0, a->p.opts->shards - 1, &k) == MQP_OK &&
+	       (*shard = (uint32_t)k, 1);
+}
+
+/* Answers a republish request for shard k: the outputs for that shard the
+ * broker acknowledged within --republish-window are sent again, at most
+ * once a second per shard. Returns 0 or MQP_ERR_DB. */
+static int applier__republish_shard(struct applier *a, uint32_t k, int64_t now_ms)
+{
+	char level[64], under[1024];
+	if (now_ms - a->republished_ms[k] < APPLIER__REPUBLISH_EVERY_MS) {
+		mqp_info("republish_request_skipped", "shard=%u reason=\"answered less than a second ago\"",
+			 (unsigned)k);
+		return MQP_OK;
+	}
+	a->republished_ms[k] = now_ms;
+	snprintf(level, sizeof(level), MQP_SHARD_LEVEL "/%u/", (unsigned)k);
+	if (mqp_options_topic(a->p.opts, level, under, sizeof(under)))
+		return MQP_OK; /* no output of ours can lie under a prefix that long */
+	return outbox__republish_under(a->p.outbox, now_ms, under);
+}
+
 static int applier__apply(void *arg, const struct mqp_inbox_record *rec)
 {
 	struct applier *a = arg;
 	struct mqp_message msg = applier__message(a, rec);
 	struct mqp_ctx ctx = {a, &msg, ""};
 	struct mqp_reason why = {""};
+	uint32_t shard;
 	a->batch_received_us[a->n_batch++] = rec->received_us;
 	if (rec->cut_from)
 		return applier__refuse_oversize(&ctx, rec->cut_from);
+	if (applier__republish_request(a, &msg, &shard)) /* the runtime's, not the handler's */
+		return applier__republish_shard(a, shard, mqp_now_ms());
 	size_t staged_before = outbox__staged(a->p.outbox);
 	int rc = mqp_store_savepoint(a->p.store);
 	if (rc)
@@ -314,6 +388,27 @@ static int applier__tick(struct applier *a)
 	return rc;
 }
 
+/* Asks the producers for shard K's recent outputs, through the outbox like
+ * any output (README "Scaling out"). Returns 0 or a negative error. */
+static int applier__ask_republish(struct applier *a)
+{
+	const struct mqp_options *o = a->p.opts;
+	char topic[64];
+	a->ask_republish_due = 0;
+	snprintf(topic, sizeof(topic), MQP_REPUBLISH_TOPIC "/%d", o->shard);
+	cJSON *ask = cJSON_CreateObject();
+	char *payload = ask && mqp_json_add_uint(ask, "shard", (uint64_t)o->shard) &&
+				mqp_json_add_uint(ask, "shards", (uint64_t)o->shards) &&
+				cJSON_AddStringToObject(ask, "client_id", o->client_id)
+			? cJSON_PrintUnformatted(ask)
+			: NULL;
+	cJSON_Delete(ask);
+	if (!payload)
+		return MQP_ERR_NOMEM;
+	mqp_info("republish_asked", "shard=%d topic=%s", o->shard, topic);
+	return applier__emit_owned(a, topic, payload, strlen(payload), NULL, NULL, 0);
+}
+
 /* The body of a step's transaction. Returns records applied or an error. */
 static int applier__step_body(struct applier *a)
 {
@@ -323,6 +418,8 @@ static int applier__step_body(struct applier *a)
 	int n = rc ? rc : mqp_inbox_read(a->p.inbox, APPLIER__BATCH, applier__apply, a);
 	if (n > 0)
 		rc = mqp_store_meta_set(a->p.store, "inbox_seq", (int64_t)mqp_inbox_last_seq(a->p.inbox));
+	if (n >= 0 && !rc && a->ask_republish_due)
+		rc = applier__ask_republish(a);
 	if (n >= 0 && !rc && a->p.agent->tick)
 		rc = applier__tick(a);
 	if (n >= 0 && !rc && a->reclaim_due) { /* README "Space" */
@@ -392,6 +489,11 @@ int applier__turn(struct applier *a, int stopping)
 		rc = outbox__retry(a->p.outbox);
 	if (!rc && s->online(s->impl) && s->reconnected(s->impl))
 		rc = outbox__republish(a->p.outbox, mqp_now_ms());
+	/* An owner of a shard of several whose session the broker no longer had
+	 * (a cluster node lost with it): what was queued for it may be gone. */
+	if (s->session_lost && s->session_lost(s->impl) && a->p.opts->sharded &&
+	    a->p.opts->shards > 1 && !a->p.opts->ask_republish_off)
+		a->ask_republish_due = 1;
 	if (rc)
 		return rc;
 	int64_t now = mqp_now_ms();
@@ -399,7 +501,7 @@ int applier__turn(struct applier *a, int stopping)
 		a->next_reclaim_ms = now + APPLIER__RECLAIM_EVERY_MS;
 		a->reclaim_due = a->reclaim_due || mqp_store_reclaimable(a->p.store) > 0;
 	}
-	int tick_due = (a->next_tick_ms && now >= a->next_tick_ms) ||
+	int tick_due = a->ask_republish_due || (a->next_tick_ms && now >= a->next_tick_ms) ||
 		       deadletter__due(a->p.deadletters, now) || a->reclaim_due;
 	if (ready || outcomes || tick_due) {
 		int n = applier__step(a);

@@ -18,6 +18,7 @@
 #include "deadletter.h"
 #include "lifecycle.h"
 #include "mqpipe/notify.h"
+#include "mqpipe/shard.h"
 #include "outbox.h"
 #include "session.h"
 
@@ -37,6 +38,7 @@ struct lifecycle {
 	struct session *session;
 	struct applier *applier;
 	char reply_prefix[1100]; /* response topics must start with it ("" = any) */
+	char **subscriptions;    /* what the session subscribes, NULL-terminated */
 	int64_t start_us;
 };
 
@@ -94,6 +96,9 @@ static void lifecycle__free(struct lifecycle *lc)
 	 * the database file earlier would drop SQLite's own POSIX locks on it. */
 	mqp_store_unlock(&lc->state_lock);
 	mqp_metrics_free(lc->metrics);
+	for (size_t i = 0; lc->subscriptions && lc->subscriptions[i]; i++)
+		free(lc->subscriptions[i]);
+	free(lc->subscriptions);
 }
 
 /* Opens the store and the inbox. The state's directory must exist (only
@@ -121,6 +126,47 @@ static int lifecycle__open_state(struct lifecycle *lc)
 	return mqp_inbox_open(&lc->inbox, inbox_path, (uint64_t)applied, lc->opts.sync_full);
 }
 
+/* Appends a copy of filter to lc->subscriptions (room was made). */
+static int lifecycle__add_subscription(struct lifecycle *lc, size_t *n, const char *filter)
+{
+	if (!(lc->subscriptions[*n] = strdup(filter)))
+		return MQP_ERR_NOMEM;
+	(*n)++;
+	return MQP_OK;
+}
+
+/* The filters the session subscribes (README "Scaling out"): the agent's,
+ * each under shard/<K>/ when it owns shard K of several; its plain ones as
+ * they are; and with several shards, the republish requests every agent
+ * answers. Returns 0, MQP_ERR_NOMEM or MQP_ERR_INVAL (a filter too long). */
+static int lifecycle__subscriptions(struct lifecycle *lc)
+{
+	const struct mqp_agent *ag = lc->agent;
+	const struct mqp_options *o = &lc->opts;
+	size_t total = 2, n = 0;
+	for (size_t i = 0; ag->subscriptions && ag->subscriptions[i]; i++)
+		total++;
+	for (size_t i = 0; ag->plain_subscriptions && ag->plain_subscriptions[i]; i++)
+		total++;
+	if (!(lc->subscriptions = calloc(total, sizeof(char *))))
+		return MQP_ERR_NOMEM;
+	int rc = MQP_OK;
+	char topic[1024];
+	int shard_inputs = ag->sharded && o->shards > 1;
+	for (size_t i = 0; !rc && ag->subscriptions && ag->subscriptions[i]; i++) {
+		const char *f = ag->subscriptions[i];
+		if (shard_inputs && (rc = mqp_shard_topic((uint32_t)o->shards, (uint32_t)o->shard, f,
+							  topic, sizeof(topic))) == MQP_OK)
+			f = topic;
+		rc = rc ? rc : lifecycle__add_subscription(lc, &n, f);
+	}
+	for (size_t i = 0; !rc && ag->plain_subscriptions && ag->plain_subscriptions[i]; i++)
+		rc = lifecycle__add_subscription(lc, &n, ag->plain_subscriptions[i]);
+	if (!rc && o->shards > 1)
+		rc = lifecycle__add_subscription(lc, &n, MQP_REPUBLISH_TOPIC "/+");
+	return rc;
+}
+
 /* Opens everything that does not need the broker. Returns 0 or an error. */
 static int lifecycle__open(struct lifecycle *lc)
 {
@@ -136,8 +182,10 @@ static int lifecycle__open(struct lifecycle *lc)
 	    (rc = mqp_options_topic(&lc->opts, lc->agent->reply_prefix, lc->reply_prefix,
 				    sizeof(lc->reply_prefix))))
 		return rc;
-	struct session_parts sp = {lc->agent->name, lc->agent->subscriptions, &lc->opts,
-				   lc->inbox, lc->metrics, NULL};
+	if ((rc = lifecycle__subscriptions(lc)))
+		return rc;
+	struct session_parts sp = {lc->agent->name, (const char *const *)lc->subscriptions,
+				   &lc->opts, lc->inbox, lc->metrics, NULL};
 	if ((rc = session__new(&lc->session, &sp)))
 		return rc;
 	if ((rc = outbox__new(&lc->outbox, lc->store, lc->metrics, &lc->deadletters,
@@ -288,12 +336,18 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 	lc.state_lock = (struct mqp_state_lock){-1, -1};
 	lc.agent = agent;
 	lc.opts.instances_per_host = agent->instances_per_host;
+	lc.opts.sharded = agent->sharded;
 	lc.opts.max_payload_default = agent->max_payload;
 	switch (mqp_options_parse(&lc.opts, agent->name, argc, argv, agent->options,
 				  agent->n_options, agent->options_ctx, stdout, stderr)) {
 	case MQP_PARSE_EXIT_OK: return 0;
 	case MQP_PARSE_USAGE: return MQP_EX_USAGE;
 	case MQP_PARSE_RUN: break;
+	}
+	if (agent->needs_shards && lc.opts.shards < 2) {
+		fprintf(stderr, "mqpipe-%s: --shards S above 1 is needed: with one shard every input "
+				"is already on its shard's topic (see --help)\n", agent->name);
+		return MQP_EX_USAGE;
 	}
 	if (!lc.opts.max_payload) /* no --max-payload: the agent's own default, else the common one */
 		lc.opts.max_payload = agent->max_payload ? agent->max_payload : MQP_MAX_PAYLOAD_DEFAULT;

@@ -157,6 +157,22 @@ int mqp_net_after_connect(const char *uri, int *fd, int *buffer_rc)
 	return n;
 }
 
+int mqp_net_after_connect_any(const char *uris, int *fd, int *buffer_rc)
+{
+	char one[512];
+	int n = 0;
+	*fd = -1;
+	*buffer_rc = MQP_OK;
+	for (const char *p = uris; *p;) {
+		size_t len = strcspn(p, ",");
+		snprintf(one, sizeof(one), "%.*s", (int)len, p);
+		if ((n = mqp_net_after_connect(one, fd, buffer_rc)) > 0 || !p[len])
+			return n;
+		p += len + 1;
+	}
+	return n;
+}
+
 int mqp_net_receive_maximum(MQTTProperties *props)
 {
 	if (!props || !MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))

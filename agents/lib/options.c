@@ -10,6 +10,7 @@
 
 #include "mqpipe/error.h"
 #include "mqpipe/options.h"
+#include "mqpipe/shard.h"
 
 /* The largest --deadletter-max-bytes: 1 TiB, or what a long holds where it
  * has 32 bits (1L << 40 would not fit there). */
@@ -126,6 +127,7 @@ struct options__row {
  * after the agent's or tool's own flags. */
 #define OPTIONS__CONN 1u
 #define OPTIONS__LAST 2u
+#define OPTIONS__SHARDED 4u /* only an agent that owns a shard takes it */
 /* A continuation line of --help, under the text column. */
 #define OPTIONS__MORE "\n                            "
 #define OPTIONS__FIELD(m) offsetof(struct mqp_options, m), sizeof(((struct mqp_options *)0)->m)
@@ -212,11 +214,34 @@ int mqp_options_check_broker(const char *what, const char *uri, char *err, size_
 	return -1;
 }
 
-/* -b: a broker URI (mqp_options_check_broker). */
+#define OPTIONS__BROKERS_MAX 16 /* URIs in one -b list */
+
+int mqp_options_check_brokers(const char *what, const char *list, char *err, size_t errlen)
+{
+	char one[sizeof(((struct mqp_options *)0)->broker)];
+	const char *p = list;
+	for (int i = 0;; i++) {
+		size_t n = strcspn(p, ",");
+		if (i == OPTIONS__BROKERS_MAX || n >= sizeof(one)) {
+			snprintf(err, errlen, "%s '%s': at most %d URIs of at most %zu bytes in all", what,
+				 list, OPTIONS__BROKERS_MAX, sizeof(one) - 1);
+			return -1;
+		}
+		memcpy(one, p, n);
+		one[n] = '\0';
+		if (mqp_options_check_broker(what, one, err, errlen))
+			return -1;
+		if (!p[n])
+			return 0;
+		p += n + 1;
+	}
+}
+
+/* -b: a broker URI, or a comma-separated list of them (mqp_options_check_brokers). */
 static int options__broker(struct options__ctx *c, const struct options__row *r, const char *what,
 			   const char *arg)
 {
-	if (mqp_options_check_broker(what, arg, c->msg, sizeof(c->msg)))
+	if (mqp_options_check_brokers(what, arg, c->msg, sizeof(c->msg)))
 		return -1;
 	return options__set_text(c, r, arg) ? -1 : 0; /* checked: it fits */
 }
@@ -388,6 +413,7 @@ static int options__version(struct options__ctx *c, const struct options__row *r
 static const char *const options__levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const options__formats[] = {"kv", "json", NULL}; /* enum mqp_log_format */
 static const char *const options__syncs[] = {"normal", "full", NULL}; /* sync_full 0, 1 */
+static const char *const options__on_off[] = {"on", "off", NULL}; /* an _off field: 0, 1 */
 
 /* The common flags, in --help's order. Help texts may hold {agent}, {host}
  * ("-HOSTNAME" for an agent of many instances per host), {db} (the default
@@ -395,7 +421,8 @@ static const char *const options__syncs[] = {"normal", "full", NULL}; /* sync_fu
 static const struct options__row options__rows[] = {
 	{"broker", 'b', "URI", OPTIONS__CONN, options__broker, OPTIONS__FIELD(broker),
 	 .env = "MQPIPE_BROKER",
-	 .help = "tcp://host:port, ssl://…, ws://… (default $MQPIPE_BROKER, else tcp://127.0.0.1:1883)"},
+	 .help = "tcp://host:port, ssl://…, ws://… (default $MQPIPE_BROKER, else" OPTIONS__MORE
+		 "tcp://127.0.0.1:1883); several, comma-separated, are tried in turn"},
 	{"client-id", 'i', "ID", OPTIONS__CONN, options__client_id, OPTIONS__FIELD(client_id),
 	 .help = "MQTT client id and session (default the user name" OPTIONS__MORE
 		 "given by -u, else mqpipe-{agent}{host})",
@@ -404,6 +431,18 @@ static const struct options__row options__rows[] = {
 	 .help = "SQLite state file (default $STATE_DIRECTORY/{db}.db, else ./var/{db}.db)"},
 	{"prefix", 'p', "P", OPTIONS__CONN, options__prefix, OPTIONS__FIELD(prefix),
 	 .help = "topic namespace: every topic becomes P/topic"},
+	{"shards", 0, "S", 0, options__number, OPTIONS__FIELD(shards), 1, MQP_SHARDS_MAX,
+	 "a whole number", .env = "MQPIPE_SHARDS",
+	 .help = "the deployment's number of shards (default $MQPIPE_SHARDS, else 1:" OPTIONS__MORE
+		 "no shard topics)"},
+	{"shard", 0, "K", OPTIONS__SHARDED, options__number, OPTIONS__FIELD(shard), 0,
+	 MQP_SHARDS_MAX - 1, "a whole number",
+	 .help = "the shard this instance owns, 0 to S-1 (needed when S > 1)"},
+	{"ask-republish", 0, "on|off", OPTIONS__SHARDED, options__word,
+	 OPTIONS__FIELD(ask_republish_off), .words = options__on_off,
+	 .help = "with S > 1, at a connect that finds the session gone, ask" OPTIONS__MORE
+		 "producers to publish again their recent outputs for the" OPTIONS__MORE
+		 "shard (default on)"},
 	{"username", 'u', "U", OPTIONS__CONN, options__username, OPTIONS__FIELD(username),
 	 .env = "MQPIPE_USERNAME", .help = "broker user name (default $MQPIPE_USERNAME)"},
 	{"password-file", 0, "F", OPTIONS__CONN, options__password_file, OPTIONS__FIELD(password),
@@ -457,7 +496,9 @@ _Static_assert(sizeof(enum mqp_log_format) == sizeof(int), "options__store write
 /* Whether row r applies to this program (an agent: all; a tool: the connection part). */
 static int options__applies(const struct options__ctx *c, const struct options__row *r)
 {
-	return !c->tool || (r->scope & OPTIONS__CONN);
+	if (c->tool)
+		return (r->scope & OPTIONS__CONN) != 0;
+	return !(r->scope & OPTIONS__SHARDED) || c->opts->sharded;
 }
 
 /* Writes text to out with its {tokens} replaced (see options__rows). */
@@ -582,6 +623,8 @@ static void options__defaults(struct mqp_options *opts, const char *agent, int p
 	opts->metrics_interval_s = 10;
 	opts->max_payload = 0; /* not given: the runtime applies the agent's default */
 	opts->republish_window_s = 10;
+	opts->shards = 1;
+	opts->shard = -1;
 	opts->deadletter_max_bytes = MQP_DEADLETTER_MAX_BYTES_DEFAULT;
 	opts->deadletter_max_age_ms = MQP_DEADLETTER_MAX_AGE_MS_DEFAULT;
 }
@@ -694,6 +737,37 @@ static int options__flags(struct options__ctx *c, int argc, char **argv, FILE *e
 	return rc;
 }
 
+/* A sharded agent (README "Scaling out"): with --shards above 1 it needs
+ * --shard below it, and its default client id and store name the shard
+ * (mqpipe-counter-3, counter-3.db), so each shard's session and files are
+ * its own. Returns 0, or -1 after printing the usage error on err. */
+static int options__shard_defaults(struct options__ctx *c, FILE *err)
+{
+	struct mqp_options *opts = c->opts;
+	if (!opts->sharded)
+		return 0;
+	if (opts->shard >= opts->shards || (opts->shards > 1 && opts->shard < 0)) {
+		if (opts->shard < 0)
+			fprintf(err, "mqpipe-%s: --shards %d needs --shard K, the shard this instance owns (0 to %d) (see --help)\n",
+				c->agent, opts->shards, opts->shards - 1);
+		else
+			fprintf(err, "mqpipe-%s: --shard %d: a shard from 0 to %d (--shards %d) (see --help)\n",
+				c->agent, opts->shard, opts->shards - 1, opts->shards);
+		return -1;
+	}
+	if (opts->shards == 1)
+		return 0;
+	char name[64];
+	snprintf(name, sizeof(name), "%.40s-%d", c->agent, opts->shard); /* agent names are short */
+	if (!opts->has_client_id && !opts->has_username)
+		snprintf(opts->client_id, sizeof(opts->client_id), "mqpipe-%s", name);
+	if (!c->db_given && options__default_db(opts, name, c->msg, sizeof(c->msg))) {
+		fprintf(err, "mqpipe-%s: %s\n", c->agent, c->msg);
+		return -1;
+	}
+	return 0;
+}
+
 /* After the flags: the operands, and the defaults that depend on other
  * flags. Returns MQP_PARSE_RUN, or MQP_PARSE_USAGE after printing why. */
 static enum mqp_parse_result options__finish(struct options__ctx *c, int argc, char **argv,
@@ -712,6 +786,8 @@ static enum mqp_parse_result options__finish(struct options__ctx *c, int argc, c
 	if (opts->has_username && !opts->has_client_id && opts->username[0] &&
 	    !strpbrk(opts->username, "+#/"))
 		options__copy(opts->client_id, sizeof(opts->client_id), opts->username);
+	if (options__shard_defaults(c, err))
+		return MQP_PARSE_USAGE;
 	/* Several instances on one host each need their own store and inbox. */
 	if (!c->db_given && opts->instances_per_host &&
 	    options__default_db(opts, opts->client_id, c->msg, sizeof(c->msg))) {
@@ -730,6 +806,7 @@ enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *ag
 	options__defaults(opts, agent, kept.instances_per_host);
 	opts->max_args = kept.max_args;
 	opts->instances_per_host = kept.instances_per_host;
+	opts->sharded = kept.sharded;
 	opts->max_payload_default = kept.max_payload_default;
 	opts->tool_synopsis = kept.tool_synopsis;
 	opts->tool_about = kept.tool_about;

@@ -356,6 +356,32 @@ int outbox__republish(struct outbox *ob, int64_t now_ms)
 	return rc < 0 ? rc : MQP_OK;
 }
 
+/* outbox__republish_under's filter: rows whose topic starts with `under`. */
+struct outbox__under {
+	struct outbox *ob;
+	const char *under;
+	size_t n;
+};
+
+static int outbox__republish_under_row(void *ctx, const struct mqp_outbox_row *row)
+{
+	struct outbox__under *u = ctx;
+	return strncmp(row->topic, u->under, u->n) == 0 ? outbox__republish_row(u->ob, row) : MQP_OK;
+}
+
+int outbox__republish_under(struct outbox *ob, int64_t now_ms, const char *under)
+{
+	struct outbox__under u = {ob, under, strlen(under)};
+	if (ob->republish_window_s <= 0)
+		return MQP_OK;
+	ob->republished = 0;
+	int rc = mqp_store_outbox_acked_since(ob->store, now_ms - ob->republish_window_s * 1000LL,
+					      outbox__republish_under_row, &u);
+	mqp_info("outbox_republished", "rows=%ld window_s=%d under=%s", ob->republished,
+		 ob->republish_window_s, under);
+	return rc < 0 ? rc : MQP_OK;
+}
+
 int64_t outbox__depth(struct outbox *ob)
 {
 	return atomic_load(&ob->depth);

@@ -85,6 +85,11 @@ int outbox__retry(struct outbox *ob);
  * again. Returns 0 or MQP_ERR_DB. */
 int outbox__republish(struct outbox *ob, int64_t now_ms);
 
+/* outbox__republish for the rows whose topic (with the --prefix) starts
+ * with `under`: a republish request for one shard (README "Scaling out").
+ * Returns 0 or MQP_ERR_DB. */
+int outbox__republish_under(struct outbox *ob, int64_t now_ms, const char *under);
+
 /* Rows published and not yet acknowledged (the metrics' outbox_depth), and
  * rows sent and awaiting an outcome (in flight). Any thread. */
 int64_t outbox__depth(struct outbox *ob);

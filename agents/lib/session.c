@@ -42,6 +42,8 @@ static void session__on_subscribed(void *context, MQTTAsync_successData5 *respon
 	session__publish(s, SESSION__ID_STATUS, s->status_topic, s->online_payload,
 		      strlen(s->online_payload), 1, 1, NULL, 0);
 	atomic_store(&s->online, 1);
+	if (atomic_exchange(&s->session_absent, 0))
+		atomic_store(&s->ask_republish_due, 1);
 	mqp_info("online", "broker=%s client_id=%s subscriptions=%d", s->p.opts->broker,
 		 s->p.opts->client_id, s->n_subs);
 	if (!atomic_exchange(&s->ever_online, 1))
@@ -83,7 +85,7 @@ static void session__on_connected(void *context, char *cause)
 	 * Nagle and delayed ACK (~40 ms a hop). Paho reads a packet with three
 	 * recv() calls after two poll() calls: the read buffer saves most (rxbuf.h). */
 	int fd, buffer_rc;
-	int n = mqp_net_after_connect(s->p.opts->broker, &fd, &buffer_rc);
+	int n = mqp_net_after_connect_any(s->p.opts->broker, &fd, &buffer_rc);
 	atomic_store(&s->nodelay_on, 1);
 	atomic_store(&s->broker_fd, fd);
 	if (buffer_rc) /* Paho's reads stay unbuffered: slower, still correct */
@@ -105,10 +107,13 @@ static void session__on_connected(void *context, char *cause)
  * second (net.h): said once per connect, as a warning naming the fix. */
 static void session__on_connect_ok(void *context, MQTTAsync_successData5 *response)
 {
-	(void)context;
+	struct session *s = context;
+	if (response && !response->alt.connect.sessionPresent)
+		atomic_store(&s->session_absent, 1);
 	int receive_max = mqp_net_receive_maximum(response ? &response->properties : NULL);
-	mqp_debug("connect_ok", "session_present=%d receive_maximum=%d",
-		  response ? response->alt.connect.sessionPresent : -1, receive_max);
+	mqp_info("connect_ok", "server=%s session_present=%d receive_maximum=%d",
+		 response && response->alt.connect.serverURI ? response->alt.connect.serverURI : "",
+		 response ? response->alt.connect.sessionPresent : -1, receive_max);
 	if (receive_max < SESSION__MIN_RECEIVE_MAX)
 		mqp_warn("broker_receive_maximum_low",
 			 "receive_maximum=%d effect=\"bursts of outputs are sent at %d a second\" "
@@ -144,7 +149,10 @@ static char *session__status_payload(const struct session *s, const char *state)
 	if (o && cJSON_AddStringToObject(o, "agent", s->p.agent_name) &&
 	    cJSON_AddStringToObject(o, "state", state) &&
 	    mqp_json_add_uint(o, "pid", (uint64_t)getpid()) &&
-	    cJSON_AddStringToObject(o, "version", MQPIPE_VERSION))
+	    cJSON_AddStringToObject(o, "version", MQPIPE_VERSION) &&
+	    (s->p.opts->shards <= 1 || /* README "Scaling out" */
+	     (mqp_json_add_uint(o, "shards", (uint64_t)s->p.opts->shards) &&
+	      (s->p.opts->shard < 0 || mqp_json_add_uint(o, "shard", (uint64_t)s->p.opts->shard)))))
 		text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return text;
@@ -188,6 +196,10 @@ static int session__connect_options(struct session *s)
 		s->ssl.keyStore = s->p.opts->cert[0] ? s->p.opts->cert : NULL;
 		s->ssl.privateKey = s->p.opts->key[0] ? s->p.opts->key : NULL;
 		s->conn.ssl = &s->ssl;
+	}
+	if (s->n_uris > 1) { /* -b's list: Paho tries them in order at each (re)connect */
+		s->conn.serverURIs = s->uris;
+		s->conn.serverURIcount = s->n_uris;
 	}
 	s->conn.onSuccess5 = session__on_connect_ok; /* the connected callback does the work */
 	s->conn.onFailure5 = session__on_connect_failed;
@@ -261,6 +273,11 @@ static int session__ops_reconnected(void *impl)
 	return atomic_exchange(&((struct session *)impl)->republish_due, 0);
 }
 
+static int session__ops_session_lost(void *impl)
+{
+	return atomic_exchange(&((struct session *)impl)->ask_republish_due, 0);
+}
+
 static int session__offline_acked(void *arg)
 {
 	return atomic_load(&((struct session *)arg)->offline_acked);
@@ -297,9 +314,21 @@ static void session__disconnect(void *impl, int wait_ms)
 		clock__wait_for(session__is_disconnected, s, wait_ms);
 }
 
+/* Splits -b's comma-separated list (checked by the options) into s->uris. */
+static void session__split_uris(struct session *s)
+{
+	snprintf(s->uri_buf, sizeof(s->uri_buf), "%s", s->p.opts->broker);
+	char *save = NULL;
+	s->n_uris = 0;
+	for (char *u = strtok_r(s->uri_buf, ",", &save); u && s->n_uris < (int)MQP_LEN(s->uris);
+	     u = strtok_r(NULL, ",", &save))
+		s->uris[s->n_uris++] = u;
+}
+
 /* Creates the Paho client and sets its callbacks. */
 static int session__create_client(struct session *s)
 {
+	session__split_uris(s);
 	MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
 	/* Outputs produced while the broker is away wait in Paho (they are in the
 	 * outbox too); the default cap of 100 would refuse sends even when connected. */
@@ -307,7 +336,7 @@ static int session__create_client(struct session *s)
 	cro.allowDisconnectedSendAtAnyTime = 1;
 	cro.maxBufferedMessages = 1 << 20;
 	cro.deleteOldestMessages = 0;
-	if (MQTTAsync_createWithOptions(&s->client, s->p.opts->broker, s->p.opts->client_id,
+	if (MQTTAsync_createWithOptions(&s->client, s->uris[0], s->p.opts->client_id,
 					MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro) != MQTTASYNC_SUCCESS ||
 	    MQTTAsync_setCallbacks(s->client, s, session__on_connection_lost, session__on_message,
 				   NULL) != MQTTASYNC_SUCCESS ||
@@ -344,7 +373,7 @@ int session__new(struct session **out, const struct session_parts *parts)
 	s->ops = (struct session_ops){session__publish, session__ops_online,
 				      session__ops_reconnected, session__bursting,
 				      session__applied, session__say_offline,
-				      session__disconnect, s};
+				      session__disconnect, session__ops_session_lost, s};
 	atomic_store(&s->broker_fd, -1);
 	s->conn_props = (MQTTProperties)MQTTProperties_initializer;
 	session__one = s;

@@ -28,6 +28,13 @@ struct session {
 	atomic_int connect_failed, subscribe_failed, online, ever_online, offline_acked, disconnected;
 	atomic_int connects;      /* successful connects so far */
 	atomic_int republish_due; /* reconnected: the republish window is due again */
+	/* The last connect found no session (sessionPresent 0): once subscribed,
+	 * a sharded agent asks for a republish (README "Scaling out"). */
+	atomic_int session_absent, ask_republish_due;
+	/* -b's list, split: Paho's serverURIs, tried in order. */
+	char uri_buf[512];
+	char *uris[16];
+	int n_uris;
 	/* Adaptive Nagle: the broker socket, whether TCP_NODELAY is on, and when
 	 * the last message arrived. */
 	atomic_int broker_fd, nodelay_on;

@@ -39,6 +39,11 @@ struct session_ops {
 	void (*say_offline)(void *impl, int wait_ms);
 	/* Disconnects, waiting up to wait_ms; no message arrives afterwards. */
 	void (*disconnect)(void *impl, int wait_ms);
+	/* True once after a connect that found the broker without this
+	 * client's session (sessionPresent 0), once it subscribed again: what
+	 * the broker held for it may be gone (README "Scaling out"). May be
+	 * NULL (never). */
+	int (*session_lost)(void *impl);
 	void *impl;
 };
 

@@ -50,6 +50,15 @@ static void worker__fini(void *state)
 	free(w);
 }
 
+/* Queues a case's compute.done on the topic of the shard that owns its job
+ * (README "Scaling out"). Returns 0 or a negative error. */
+static int worker__emit_done(struct mqp_ctx *ctx, const struct work_case *c, const char *payload)
+{
+	char topic[300];
+	int rc = mqp_ctx_shard_topic(ctx, "compute.done", c->request_id, topic, sizeof(topic));
+	return rc ? rc : mqp_emit_raw(ctx, topic, payload, strlen(payload));
+}
+
 /* Makes the case's result and queues its compute.done. */
 static int worker__finish(struct worker *w, struct mqp_ctx *ctx, const struct work_case *c,
 			  int64_t processing_ms)
@@ -61,7 +70,7 @@ static int worker__finish(struct worker *w, struct mqp_ctx *ctx, const struct wo
 	cJSON_Delete(result);
 	if (!payload)
 		return MQP_ERR_NOMEM;
-	int rc = mqp_emit_raw(ctx, "compute.done", payload, strlen(payload));
+	int rc = worker__emit_done(ctx, c, payload);
 	free(payload);
 	/* The seed's per-function line; a job's cases only at debug (there may be 100 000). */
 	mqp_log(c->source >= 0 ? MQP_LOG_INFO : MQP_LOG_DEBUG, "function_complete",
@@ -83,7 +92,7 @@ static int worker__refuse(struct mqp_ctx *ctx, const struct work_case *c,
 	cJSON_Delete(result);
 	if (!payload)
 		return MQP_ERR_NOMEM;
-	int rc = mqp_emit_raw(ctx, "compute.done", payload, strlen(payload));
+	int rc = worker__emit_done(ctx, c, payload);
 	free(payload);
 	mqp_log(MQP_LOG_INFO, "function_complete",
 		"function=compute request_id=%s case_id=%s latency_ms=0 status=failed", c->request_id,

@@ -149,7 +149,7 @@ static inline void fixture_open(const struct mqp_agent *agent, int window_s)
 	pthread_mutex_init(&fx.fake.lock, NULL);
 	fx.fake.online = 1;
 	fx.ops = (struct session_ops){fake__publish, fake__online, fake__reconnected, fake__bursting,
-				      fake__applied, fake__say_offline, fake__disconnect, &fx.fake};
+				      fake__applied, fake__say_offline, fake__disconnect, NULL, &fx.fake};
 	cr_assert_eq(outbox__new(&fx.outbox, fx.store, fx.metrics, &fx.dl, &fx.ops, window_s), 0);
 	fx.fake.outbox = fx.outbox;
 	if (agent->reply_prefix)

@@ -21,6 +21,10 @@ int mqp_net_nodelay_to(const char *uri, int *fd);
  * was to be attached. */
 int mqp_net_after_connect(const char *uri, int *fd, int *buffer_rc);
 
+/* mqp_net_after_connect for -b's comma-separated list: the first URI whose
+ * socket is found is the one connected. */
+int mqp_net_after_connect_any(const char *uris, int *fd, int *buffer_rc);
+
 /* Whether uri names a TLS connection (ssl://, mqtts://, wss://). */
 int mqp_net_uri_tls(const char *uri);
 

@@ -47,6 +47,9 @@ struct mqp_options {
 	int republish_window_s;     /* --republish-window: acked outputs sent again after a reconnect */
 	int64_t deadletter_max_bytes;  /* --deadletter-max-bytes: dead letters kept, oldest dropped */
 	int64_t deadletter_max_age_ms; /* --deadletter-max-age: older dead letters are dropped */
+	int shards;                 /* --shards: the deployment's shards (README "Scaling out"), 1: none */
+	int shard;                  /* --shard: the one this instance owns; -1 when not given */
+	int ask_republish_off;      /* --ask-republish off: no republish request at a lost session */
 	int max_args;               /* operands allowed after the flags (tools: a file) */
 	/* Set before the call, from the agent (struct mqp_agent): many
 	 * instances per broker (the default client id names the host, the
@@ -54,6 +57,10 @@ struct mqp_options {
 	 * shows (0: MQP_MAX_PAYLOAD_DEFAULT). */
 	int instances_per_host;
 	long max_payload_default;
+	/* Set before the call, from the agent: it owns one shard (--shard,
+	 * --ask-republish apply; with --shards above 1 its default client id
+	 * and store name the shard). */
+	int sharded;
 	/* A tool's "[OPTION]... FILE" and one-line description, set before the
 	 * call: only the connection flags are then taken, and --help shows
 	 * them, the tool's own and these. */
@@ -91,6 +98,11 @@ enum mqp_parse_result {
 enum mqp_parse_result mqp_options_parse(struct mqp_options *opts, const char *agent, int argc,
 					char **argv, const struct mqp_extra_option *extra,
 					size_t n_extra, void *extra_ctx, FILE *out, FILE *err);
+
+/* Checks -b's argument: one broker URI, or several separated by commas
+ * (tried in order, README "Scaling out"), each as mqp_options_check_broker.
+ * Returns 0, or -1 with a one-line reason in err. */
+int mqp_options_check_brokers(const char *what, const char *list, char *err, size_t errlen);
 
 /* Checks a broker URI as -b does: tcp://, ssl://, ws://, wss://, mqtt:// or
  * mqtts://, then a host (a name, an address, or [an IPv6 address]), then

@@ -46,6 +46,17 @@ struct mqp_ctx;
 struct mqp_agent {
 	const char *name;                  /* "counter": default client id mqpipe-<name> */
 	const char *const *subscriptions;  /* NULL-terminated topic filters, before prefix */
+	/* It owns one shard (README "Scaling out"): it takes --shard, and with
+	 * --shards above 1 each of its subscriptions T becomes shard/<K>/T (the
+	 * handler still sees T) and its default client id and store name the
+	 * shard. */
+	int sharded;
+	/* It only makes sense with --shards above 1 (the router): with 1, a
+	 * usage error. */
+	int needs_shards;
+	/* Filters subscribed as they are even when sharded (outputs of other
+	 * agents that an agent also reads: the alerter's rule topics); may be NULL. */
+	const char *const *plain_subscriptions;
 	const struct mqp_migration *migrations;
 	size_t n_migrations;
 	const struct mqp_extra_option *options; /* agent-specific flags, may be NULL */
@@ -118,6 +129,24 @@ int mqp_reply(struct mqp_ctx *ctx, const char *fallback_topic, const char *paylo
 /* Outputs published and not yet acknowledged by the broker, plus those queued
  * in the current transaction: what a paced producer keeps under a window. */
 int64_t mqp_ctx_unacked(struct mqp_ctx *ctx);
+
+/* Writes into buf[size] the topic on which input `topic` for key goes to
+ * the agent instance that owns key (README "Scaling out"): shard/<k>/topic
+ * with k = mqp_shard_of(key) when --shards is above 1, else topic itself.
+ * For outputs other agents read as inputs (job.accepted, compute.done,
+ * aggregate.trigger). Returns 0, or MQP_ERR_INVAL when it does not fit. */
+int mqp_ctx_shard_topic(struct mqp_ctx *ctx, const char *topic, const char *key, char *buf,
+			size_t size);
+
+/* Whether this instance owns key: 0 with a reason in why naming the field
+ * (`what`) and both shards, returning MQP_ERR_INPUT, when key belongs to
+ * another shard (its publisher sharded it wrongly); 0 for every key with
+ * --shards 1 or in an agent that owns no shard. */
+int mqp_ctx_check_owner(struct mqp_ctx *ctx, const char *what, const char *key,
+			struct mqp_reason *why);
+
+/* True when key belongs to this instance's shard (always with --shards 1). */
+int mqp_ctx_owns(struct mqp_ctx *ctx, const char *key);
 
 /* The agent's MQTT client id (-i), e.g. for a worker to sign its outputs. */
 const char *mqp_ctx_client_id(struct mqp_ctx *ctx);
