@@ -496,9 +496,15 @@ _Static_assert(sizeof(enum mqp_log_format) == sizeof(int), "options__store write
 /* Whether row r applies to this program (an agent: all; a tool: the connection part). */
 static int options__applies(const struct options__ctx *c, const struct options__row *r)
 {
-	if (c->tool)
-		return (r->scope & OPTIONS__CONN) != 0;
-	return !(r->scope & OPTIONS__SHARDED) || c->opts->sharded;
+	return !c->tool || (r->scope & OPTIONS__CONN);
+}
+
+/* Whether --help lists row r: an agent's shard flags only when it owns one
+ * (the others still parse them, to refuse them by name: getopt_long would
+ * take --shard for an abbreviation of --shards). */
+static int options__listed(const struct options__ctx *c, const struct options__row *r)
+{
+	return options__applies(c, r) && (!(r->scope & OPTIONS__SHARDED) || c->opts->sharded);
 }
 
 /* Writes text to out with its {tokens} replaced (see options__rows). */
@@ -542,7 +548,7 @@ static void options__usage_rows(struct options__ctx *c, int last)
 	for (size_t i = 0; i < OPTIONS__N_ROWS; i++) {
 		const struct options__row *r = &options__rows[i];
 		const char *help = c->tool && r->tool_help ? r->tool_help : r->help;
-		if (!options__applies(c, r) || !(r->scope & OPTIONS__LAST) != !last || !*help)
+		if (!options__listed(c, r) || !(r->scope & OPTIONS__LAST) != !last || !*help)
 			continue;
 		char left[64];
 		if (r->label)
@@ -702,6 +708,11 @@ static int options__one(struct options__ctx *c, int code, const char *arg, char 
 		const struct options__row *r = &options__rows[code - OPTIONS__ROW_BASE];
 		char what[64];
 		snprintf(what, sizeof(what), "--%s", r->name);
+		if ((r->scope & OPTIONS__SHARDED) && !c->opts->sharded) {
+			snprintf(c->msg, sizeof(c->msg), "%s: mqpipe-%s owns no shard (README \"Scaling out\")",
+				 what, c->agent);
+			return -1;
+		}
 		return r->parse(c, r, what, r->arg ? arg : NULL);
 	}
 	if (code >= OPTIONS__EXTRA_BASE && code < OPTIONS__EXTRA_BASE + (int)c->n_extra) {

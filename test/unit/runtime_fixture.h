@@ -34,6 +34,7 @@ struct fake_session {
 	struct fake_event ev[FAKE__MAX];
 	int n;
 	int online, reconnected, bursting;
+	int session_lost; /* the next session_lost() says so once */
 	int auto_ack;     /* acknowledge each outbox row at once */
 	int refuse_sends; /* this many next sends fail at once (MQP_ERR_MQTT) */
 	struct outbox *outbox;
@@ -92,6 +93,13 @@ static inline int fake__reconnected(void *impl)
 	return r;
 }
 
+static inline int fake__session_lost(void *impl)
+{
+	struct fake_session *f = impl;
+	int r = f->session_lost;
+	f->session_lost = 0;
+	return r;
+}
 static inline void fake__say_offline(void *impl, int wait_ms)
 {
 	(void)wait_ms;
@@ -149,7 +157,8 @@ static inline void fixture_open(const struct mqp_agent *agent, int window_s)
 	pthread_mutex_init(&fx.fake.lock, NULL);
 	fx.fake.online = 1;
 	fx.ops = (struct session_ops){fake__publish, fake__online, fake__reconnected, fake__bursting,
-				      fake__applied, fake__say_offline, fake__disconnect, NULL, &fx.fake};
+				      fake__applied, fake__say_offline, fake__disconnect,
+				      fake__session_lost, &fx.fake};
 	cr_assert_eq(outbox__new(&fx.outbox, fx.store, fx.metrics, &fx.dl, &fx.ops, window_s), 0);
 	fx.fake.outbox = fx.outbox;
 	if (agent->reply_prefix)

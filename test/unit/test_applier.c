@@ -1,6 +1,7 @@
 /* The applier (agents/lib/applier.h), driven with a fake session: what a
  * step commits, what it publishes, and how it refuses. */
 #include "runtime_fixture.h"
+#include "mqpipe/shard.h"
 
 static void open_plain(void) { fixture_open(&fixture_agent, 60); }
 static void open_responder(void) { fixture_open(&fixture_responder, 60); }
@@ -174,4 +175,124 @@ Test(applier_requests, an_oversized_request_is_answered_with_the_refusal_and_dea
 	cr_assert(strstr(e->payload, "\"field\":\"body\""));
 	cr_assert_str_eq(e->correlation, "c1");
 	cr_assert_eq(fixture_published("p/deadletter/in"), 1);
+}
+
+/* ---- shards (README "Scaling out") ---------------------------------------- */
+
+/* A sharded agent of shard 1 of 4: it stores the topic it saw and the
+ * payload's owner check, and emits "job" on the payload's shard topic. */
+static int shard_handle(void *state, struct mqp_ctx *ctx, const struct mqp_message *msg,
+			struct mqp_reason *why)
+{
+	(void)state;
+	char key[64], topic[128];
+	snprintf(key, sizeof(key), "%.*s", (int)msg->len, (const char *)msg->payload);
+	int rc = mqp_ctx_check_owner(ctx, "key", key, why);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(mqp_store_db(fx.store), "INSERT INTO t(v) VALUES (?1)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return MQP_ERR_DB;
+	sqlite3_bind_text(st, 1, msg->topic, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st) == SQLITE_DONE ? MQP_OK : MQP_ERR_DB;
+	sqlite3_finalize(st);
+	if (!rc && !(rc = mqp_ctx_shard_topic(ctx, "job", key, topic, sizeof(topic))))
+		rc = mqp_emit_raw(ctx, topic, key, strlen(key));
+	return rc;
+}
+
+static const struct mqp_agent shard_agent = {
+	.name = "test", .subscriptions = fixture_subscriptions, .sharded = 1,
+	.migrations = fixture_migrations, .n_migrations = 1, .handle = shard_handle};
+
+/* Keys of each shard of 4 (CRC-32 modulo 4: mqpipe-shard --shards 4 KEY). */
+#define KEY_OF_SHARD_0 "m-1"
+#define KEY_OF_SHARD_1 "b"
+#define KEY_OF_SHARD_2 "m-2"
+
+static void open_shard(void)
+{
+	fixture_open(&shard_agent, 60);
+	fx.opts.shards = 4;
+	fx.opts.shard = 1;
+	fx.opts.sharded = 1;
+	fx.fake.auto_ack = 1;
+}
+
+TestSuite(applier_shard, .init = open_shard, .fini = close_all);
+
+Test(applier_shard, the_handler_sees_its_input_without_the_shard_level)
+{
+	cr_assert_eq(mqp_shard_of(KEY_OF_SHARD_1, 1, 4), 1);
+	fixture_append("p/shard/1/in", KEY_OF_SHARD_1);
+	applier__turn(fx.applier, 1);
+	cr_assert_str_eq(fixture_text("SELECT v FROM t"), "in");
+}
+
+Test(applier_shard, a_key_of_another_shard_is_a_dead_letter_naming_both)
+{
+	fixture_append("p/shard/1/in", KEY_OF_SHARD_2);
+	applier__turn(fx.applier, 1);
+	cr_assert_eq(fixture_scalar("SELECT count(*) FROM t"), 0, "never applied");
+	cr_assert_str_eq(fixture_text("SELECT reason FROM deadletter"),
+			 "key 'm-2' is of shard 2 of 4, not of this instance's shard 1 "
+			 "(publish it on shard/2/…, or through mqpipe-router)");
+}
+
+Test(applier_shard, an_output_for_another_agent_goes_to_its_keys_shard)
+{
+	fixture_append("p/shard/1/in", KEY_OF_SHARD_1);
+	applier__turn(fx.applier, 1);
+	cr_assert_eq(fixture_published("p/shard/1/job"), 1);
+}
+
+/* Publishes of outputs under shard K's topics (republished or not). */
+static int published_under(const char *under)
+{
+	int n = 0;
+	for (int i = 0; i < fx.fake.n; i++)
+		n += strncmp(fx.fake.ev[i].topic, under, strlen(under)) == 0;
+	return n;
+}
+
+Test(applier_shard, a_republish_request_sends_again_only_that_shards_acknowledged_outputs)
+{
+	cr_assert_eq(mqp_store_begin(fx.store), 0);
+	struct outbox_output a = {"p/shard/0/job", 2, NULL, NULL, 0};
+	struct outbox_output b = {"p/shard/2/job", 2, NULL, NULL, 0};
+	cr_assert_eq(outbox__stage(fx.outbox, &a, strdup(KEY_OF_SHARD_0), 3), 0);
+	cr_assert_eq(outbox__stage(fx.outbox, &b, strdup(KEY_OF_SHARD_2), 3), 0);
+	cr_assert_eq(mqp_store_commit(fx.store), 0);
+	outbox__flush(fx.outbox); /* both sent and acknowledged at once */
+	cr_assert_eq(mqp_store_begin(fx.store), 0);
+	cr_assert_eq(outbox__note(fx.outbox, mqp_now_ms()), 0); /* the acknowledgements noted */
+	cr_assert_eq(mqp_store_commit(fx.store), 0);
+	fixture_append("p/mqpipe/republish/2", "{}");
+	applier__turn(fx.applier, 1);
+	cr_assert_eq(published_under("p/shard/2/"), 2, "sent, and sent again");
+	cr_assert_eq(published_under("p/shard/0/"), 1, "another shard's: not again");
+	cr_assert_eq(fixture_scalar("SELECT count(*) FROM t"), 0, "not the handler's");
+	fixture_append("p/mqpipe/republish/2", "{}"); /* an outsider repeating it */
+	applier__turn(fx.applier, 1);
+	cr_assert_eq(published_under("p/shard/2/"), 2, "at most once a second per shard");
+}
+
+Test(applier_shard, a_lost_session_asks_for_its_shards_republish_once)
+{
+	fx.fake.session_lost = 1;
+	applier__turn(fx.applier, 1);
+	cr_assert_eq(fixture_published("p/mqpipe/republish/1"), 1);
+	cr_assert_str_eq(fixture_last("p/mqpipe/republish/1")->payload,
+			 "{\"shard\":1,\"shards\":4,\"client_id\":\"test-1\"}");
+	applier__turn(fx.applier, 1);
+	cr_assert_eq(fixture_published("p/mqpipe/republish/1"), 1, "once per lost session");
+}
+
+Test(applier_shard, with_ask_republish_off_a_lost_session_asks_nothing)
+{
+	fx.opts.ask_republish_off = 1;
+	fx.fake.session_lost = 1;
+	applier__turn(fx.applier, 1);
+	cr_assert_eq(fixture_published("p/mqpipe/republish/1"), 0);
 }

@@ -20,6 +20,7 @@ static void setup(void)
 	unsetenv("MQPIPE_CAFILE");
 	unsetenv("MQPIPE_CERT");
 	unsetenv("MQPIPE_KEY");
+	unsetenv("MQPIPE_SHARDS");
 	out = open_memstream(&out_buf, &out_len);
 	err = open_memstream(&err_buf, &err_len);
 }
@@ -498,4 +499,68 @@ Test(options, a_flag_without_an_argument_given_one_is_refused_by_name)
 {
 	struct mqp_options o = {0};
 	usage_error(PARSE(&o, "--help=x"), "unknown option '--help=x'");
+}
+
+/* ---- shards (README "Scaling out") ---------------------------------------- */
+
+Test(options, a_sharded_agent_of_several_shards_names_its_session_and_files_after_its_shard)
+{
+	struct mqp_options o = {.sharded = 1};
+	cr_assert_eq(PARSE(&o, "--shards", "4", "--shard", "3"), MQP_PARSE_RUN);
+	cr_assert_eq(o.shards, 4);
+	cr_assert_eq(o.shard, 3);
+	cr_assert_str_eq(o.client_id, "mqpipe-counter-3");
+	cr_assert_str_eq(o.db_path, "./var/counter-3.db");
+}
+
+Test(options, with_one_shard_everything_is_as_without_shards)
+{
+	struct mqp_options o = {.sharded = 1};
+	cr_assert_eq(PARSE(&o, "--shard", "0"), MQP_PARSE_RUN);
+	cr_assert_eq(o.shards, 1);
+	cr_assert_str_eq(o.client_id, "mqpipe-counter");
+	cr_assert_str_eq(o.db_path, "./var/counter.db");
+}
+
+Test(options, the_shards_come_from_the_environment_too)
+{
+	setenv("MQPIPE_SHARDS", "8", 1);
+	struct mqp_options o = {.sharded = 1};
+	cr_assert_eq(PARSE(&o, "--shard", "7", "-i", "mine"), MQP_PARSE_RUN);
+	cr_assert_eq(o.shards, 8);
+	cr_assert_str_eq(o.client_id, "mine", "a given -i wins");
+}
+
+Test(options, several_shards_without_the_instances_shard_is_a_usage_error)
+{
+	struct mqp_options o = {.sharded = 1};
+	cr_assert_eq(PARSE(&o, "--shards", "4"), MQP_PARSE_USAGE);
+	cr_assert_str_eq(err_buf, "mqpipe-counter: --shards 4 needs --shard K, the shard this "
+				  "instance owns (0 to 3) (see --help)\n");
+}
+
+Test(options, a_shard_past_the_last_is_a_usage_error)
+{
+	struct mqp_options o = {.sharded = 1};
+	cr_assert_eq(PARSE(&o, "--shards", "4", "--shard", "4"), MQP_PARSE_USAGE);
+	cr_assert_str_eq(err_buf,
+			 "mqpipe-counter: --shard 4: a shard from 0 to 3 (--shards 4) (see --help)\n");
+}
+
+Test(options, an_agent_that_owns_no_shard_refuses_a_shard)
+{
+	struct mqp_options o = {0};
+	cr_assert_eq(PARSE(&o, "--shards", "4", "--shard", "1"), MQP_PARSE_USAGE);
+	cr_assert_str_eq(err_buf, "mqpipe-counter: --shard: mqpipe-counter owns no shard "
+				  "(README \"Scaling out\") (see --help)\n",
+			 "not taken for an abbreviation of --shards");
+}
+
+Test(options, a_broker_list_is_checked_uri_by_uri)
+{
+	struct mqp_options o = {0};
+	cr_assert_eq(PARSE(&o, "-b", "tcp://10.0.0.1:1883,tcp://10.0.0.2:1884"), MQP_PARSE_RUN);
+	cr_assert_str_eq(o.broker, "tcp://10.0.0.1:1883,tcp://10.0.0.2:1884");
+	cr_assert_eq(PARSE(&o, "-b", "tcp://10.0.0.1:1883,tcp://:1884"), MQP_PARSE_USAGE);
+	cr_assert(strstr(err_buf, "'tcp://:1884': no host name"), "%s", err_buf);
 }
