@@ -2,6 +2,7 @@
 agents SIGKILLed at random and restarted at once from their own state,
 the broker SIGKILLed and restarted from its persistence."""
 import collections
+import glob
 import json
 import random
 import sqlite3
@@ -125,8 +126,9 @@ def report(p, traces, want, got, every, kills):
     conflicts = natural_conflicts(every)
     repeats = len(every) - len(set(every))
     sent = distinct_messages(traces)
-    counter_db = p.path("counter.db")
-    stored = stored_messages(counter_db)
+    # With shards, the counter's state is one file per shard (README "Scaling out").
+    counter_dbs = sorted(glob.glob(p.path("counter-*.db"))) or [p.path("counter.db")]
+    stored = sum(stored_messages(db) for db in counter_dbs)
     print()
     print("faults injected:   %d SIGKILLs (%s)" % (sum(kills.values()), faults))
     print("events in:         %d" % sum(line_count(t) for t in traces))
@@ -137,7 +139,7 @@ def report(p, traces, want, got, every, kills):
     # broker kills, fewer stored inputs are that loss, measured; more are
     # always a mismatch (something counted twice).
     diag_sent = sum(1 for line in want if line.startswith("success_rate\t"))
-    diag_stored = count_rows(counter_db, "weekly_diagnostic")
+    diag_stored = sum(count_rows(db, "weekly_diagnostic") for db in counter_dbs)
     if kills["broker"]:
         lost = sent - stored + diag_sent - diag_stored
         mismatch = not (stored <= sent and diag_stored <= diag_sent)

@@ -16,6 +16,9 @@
                                     --broker-kills M: and SIGKILL the broker M
                                     times, 6 s apart, restarting it from its
                                     persistence (the report adds what it lost)
+                                    --shards S: S shards (README "Scaling out"):
+                                    counter, dispatcher, aggregator and alerter
+                                    once per shard, mqpipe-router in front
                                     $MQPIPE_AGENT_ARGS: more flags for every
                                     agent (e.g. --republish-window 0)
   scripts/traces normalize [FILE]   one line per output, from mqpipe-record
@@ -69,6 +72,7 @@ def run_parser():
     p.add_argument("--chaos", type=count, default=0)
     p.add_argument("--broker-kills", type=count, default=0)
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--shards", type=count, default=1)
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("traces", nargs="*")
     p.set_defaults(pace=["--speed", "1"])
@@ -97,7 +101,10 @@ def cmd_run(argv):
             print("scripts/traces run: no %s (give --expect FILE)" % e, file=sys.stderr)
             return EX_NOINPUT
         expect.append(e)
-    return run(a.traces, expect, a.pace, a.chaos, a.broker_kills, a.keep)
+    if not 1 <= a.shards <= 1024:
+        print("scripts/traces run: --shards: a whole number from 1 to 1024", file=sys.stderr)
+        return EX_USAGE
+    return run(a.traces, expect, a.pace, a.chaos, a.broker_kills, a.keep, a.shards)
 
 
 def cmd_generate(argv):

@@ -11,6 +11,9 @@ from .broker import Broker, stop_pid
 from .paths import bin_dir
 
 AGENTS = ["counter", "dispatcher", "worker", "aggregator", "ingest", "alerter"]
+# The agents that own a shard (README "Scaling out"): with shards > 1, one
+# instance per shard, named <agent>-<K>.
+SHARDED = ["counter", "dispatcher", "aggregator", "alerter"]
 # Every topic an agent answers on (ingest replies go where the trace asks:
 # replies/trace/…; under the secure profile replies may only go under
 # replies/); the topics between agents are left out.
@@ -25,9 +28,11 @@ class Pipeline:
     """The pipeline's processes in one directory (.dir); stop() ends them
     all by PID and removes the directory unless .keep."""
 
-    def __init__(self, keep=False, two_workers=False):
+    def __init__(self, keep=False, two_workers=False, shards=1):
         """Makes the directory and starts the broker; two_workers: two
-        workers sharing the cases (each killed on its own under faults)."""
+        workers sharing the cases (each killed on its own under faults);
+        shards > 1: each sharded agent once per shard, and mqpipe-router
+        in front, which the replays publish to."""
         self.keep = keep
         self.dir = tempfile.mkdtemp(prefix="mqpipe-traces.", dir=os.environ.get("TMPDIR") or "/tmp")
         self.procs = {}  # agent name -> Popen
@@ -39,6 +44,15 @@ class Pipeline:
             del self.args["worker"]
             for w in ("worker-1", "worker-2"):
                 self.args[w] = ["-i", "mqpipe-" + w, "-d", self.path(w + ".db"), *extra]
+        if shards > 1:
+            for name in list(self.args):
+                self.args[name] = ["--shards", str(shards), *self.args[name]]
+            for a in SHARDED:
+                del self.args[a]
+                for k in range(shards):
+                    self.args["%s-%d" % (a, k)] = ["--shards", str(shards), "--shard", str(k),
+                                                   "-d", self.path("%s-%d.db" % (a, k)), *extra]
+            self.args["router"] = ["--shards", str(shards), "-d", self.path("router.db"), *extra]
         try:
             self.broker = Broker(self.path("broker"))
         except RuntimeError:
@@ -49,9 +63,10 @@ class Pipeline:
         return os.path.join(self.dir, name)
 
     def start_agent(self, name):
-        """Starts (or restarts) agent name (worker-N runs mqpipe-worker),
-        logging to NAME.log."""
-        binary = "mqpipe-" + (name.rsplit("-", 1)[0] if name[-2:-1] == "-" and name[-1].isdigit() else name)
+        """Starts (or restarts) agent name (worker-N runs mqpipe-worker, and
+        counter-K mqpipe-counter), logging to NAME.log."""
+        base, _, n = name.rpartition("-")
+        binary = "mqpipe-" + (base if base and n.isdigit() else name)
         with open(self.path(name + ".log"), "ab") as log:
             self.procs[name] = subprocess.Popen([os.path.join(bin_dir(), binary), "-b", self.broker.uri,
                                                  *self.args[name]], stderr=log, stdin=subprocess.DEVNULL)

@@ -54,7 +54,7 @@ def wait_outputs(run, want):
     time.sleep(0.5)
 
 
-def run(traces, expect, pace, chaos_kills, broker_kills, keep):
+def run(traces, expect, pace, chaos_kills, broker_kills, keep, shards=1):
     """Replays traces (at pace: mqpipe-replay flags) into a fresh pipeline
     and compares what comes out with the expect files; with chaos_kills or
     broker_kills, meanwhile injects those faults and prints their report.
@@ -62,7 +62,7 @@ def run(traces, expect, pace, chaos_kills, broker_kills, keep):
     directory then kept)."""
     faults = chaos_kills + broker_kills
     try:
-        p = Pipeline(keep, two_workers=faults > 0)
+        p = Pipeline(keep, two_workers=faults > 0, shards=shards)
     except Failed:
         return 1
     try:
