@@ -329,6 +329,15 @@ static int lifecycle__run(struct lifecycle *lc, const sigset_t *sigs)
 		       : 0;
 }
 
+/* Ends a run that never opened anything (--help, --version, a usage
+ * error): the agent's state is freed as at a clean stop. Returns code. */
+static int lifecycle__exit_early(const struct mqp_agent *agent, int code)
+{
+	if (agent->fini)
+		agent->fini(agent->state);
+	return code;
+}
+
 int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 {
 	static struct lifecycle lc; /* one agent per process; too big for the stack */
@@ -340,14 +349,14 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 	lc.opts.max_payload_default = agent->max_payload;
 	switch (mqp_options_parse(&lc.opts, agent->name, argc, argv, agent->options,
 				  agent->n_options, agent->options_ctx, stdout, stderr)) {
-	case MQP_PARSE_EXIT_OK: return 0;
-	case MQP_PARSE_USAGE: return MQP_EX_USAGE;
+	case MQP_PARSE_EXIT_OK: return lifecycle__exit_early(agent, 0);
+	case MQP_PARSE_USAGE: return lifecycle__exit_early(agent, MQP_EX_USAGE);
 	case MQP_PARSE_RUN: break;
 	}
 	if (agent->needs_shards && lc.opts.shards < 2) {
 		fprintf(stderr, "mqpipe-%s: --shards S above 1 is needed: with one shard every input "
 				"is already on its shard's topic (see --help)\n", agent->name);
-		return MQP_EX_USAGE;
+		return lifecycle__exit_early(agent, MQP_EX_USAGE);
 	}
 	if (!lc.opts.max_payload) /* no --max-payload: the agent's own default, else the common one */
 		lc.opts.max_payload = agent->max_payload ? agent->max_payload : MQP_MAX_PAYLOAD_DEFAULT;
