@@ -228,3 +228,66 @@ cJSON *dispatch_accepted_event(const struct dispatch_job *job, uint64_t accepted
 	}
 	return o;
 }
+
+int dispatch_read_sent(const char *request, size_t len, struct dispatch_sent *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct mqp_reason why;
+	cJSON *root;
+	int rc = mqp_json_parse_object(request, len, &root, &why);
+	if (rc)
+		return rc;
+	struct jobs_done d;
+	uint64_t index;
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "case");
+	struct jobs_case work;
+	if (!(rc = jobs_parse_done_root(root, &d, &why)) &&
+	    !(rc = mqp_json_uint(root, "index", JOBS_CASES_MAX, &index, &why)) &&
+	    !(rc = c ? jobs_parse_case(c, &work, &why) : MQP_ERR_INPUT)) {
+		strcpy(out->request_id, d.request_id); /* same sizes */
+		strcpy(out->case_id, d.case_id);
+		out->index = (int64_t)index;
+		out->estimate_ms = work.work_ms >= 0   ? work.work_ms
+				   : work.source >= 0 ? (int64_t)jobs_sources[work.source].max_ms
+						      : 0;
+	}
+	cJSON_Delete(root);
+	return rc;
+}
+
+int64_t dispatch_case_span_ms(int64_t timeout_ms, int64_t estimate_ms)
+{
+	int64_t by_estimate = estimate_ms * DISPATCH_ESTIMATE_FACTOR;
+	return by_estimate > timeout_ms ? by_estimate : timeout_ms;
+}
+
+enum dispatch_expiry dispatch_on_deadline(int64_t attempts_made, int64_t max_attempts)
+{
+	return attempts_made < max_attempts ? DISPATCH_RESEND : DISPATCH_FAIL;
+}
+
+cJSON *dispatch_failed_done(const char *request_id, const char *case_id, int64_t index,
+			    int64_t attempts, const char *by)
+{
+	char error[96];
+	snprintf(error, sizeof(error), "no worker finished the case within %lld attempt%s",
+		 (long long)attempts, attempts == 1 ? "" : "s");
+	cJSON *o = cJSON_CreateObject(), *id = cJSON_Parse(case_id), *result;
+	if (!o || !id || (!cJSON_IsString(id) && !cJSON_IsNumber(id)) ||
+	    !cJSON_AddStringToObject(o, "requestId", request_id) ||
+	    !cJSON_AddItemToObject(o, "caseId", id)) {
+		cJSON_Delete(id);
+		cJSON_Delete(o);
+		return NULL;
+	}
+	if (!mqp_json_add_uint(o, "index", (uint64_t)index) ||
+	    !mqp_json_add_uint(o, "processingMs", 0) ||
+	    !(result = cJSON_AddObjectToObject(o, "result")) ||
+	    !cJSON_AddStringToObject(result, "status", "failed") ||
+	    !cJSON_AddStringToObject(result, "error", error) ||
+	    !cJSON_AddStringToObject(o, "worker", by)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}

@@ -1,6 +1,7 @@
 /* The dispatcher's SQLite state: see dispatcher_state.h. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dispatcher_state.h"
 #include "mqpipe/error.h"
@@ -18,6 +19,14 @@ const struct mqp_migration dispatcher_state_migrations[] = {
 	{"ALTER TABLE job ADD COLUMN done_ms INTEGER;"
 	 "UPDATE job SET done_ms = accepted_ms WHERE sent >= cases;"
 	 "CREATE INDEX job_done ON job(done_ms) WHERE done_ms IS NOT NULL;"},
+	/* Each case sent and not done yet, with its rendered compute.request
+	 * for a resend (README "Case deadlines"): attempt is how many times it
+	 * was sent, span_ms its deadline's length. Cases sent before this
+	 * version have no deadline. */
+	{"CREATE TABLE sent_case(request_id TEXT NOT NULL, case_id TEXT NOT NULL,"
+	 " idx INTEGER NOT NULL, attempt INTEGER NOT NULL, span_ms INTEGER NOT NULL,"
+	 " deadline_ms INTEGER NOT NULL, request TEXT NOT NULL, PRIMARY KEY(request_id, case_id));"
+	 "CREATE INDEX sent_case_deadline ON sent_case(deadline_ms);"},
 };
 const size_t dispatcher_state_n_migrations =
 	sizeof(dispatcher_state_migrations) / sizeof(dispatcher_state_migrations[0]);
@@ -31,6 +40,11 @@ enum dispatcher_state__stmt {
 	DS_JOB_SENT,
 	DS_CASES_DROP,
 	DS_PURGE,
+	DS_SENT_ADD,
+	DS_SENT_DONE,
+	DS_SENT_DUE,
+	DS_SENT_RETRY,
+	DS_SENT_NEXT,
 	DS__COUNT
 };
 
@@ -52,6 +66,15 @@ static const char *const dispatcher_state__sql[DS__COUNT] = {
 	/* Sent jobs have no cases left: the job row is all there is to forget. */
 	[DS_PURGE] = "DELETE FROM job WHERE request_id IN (SELECT request_id FROM job"
 		     " WHERE done_ms < ?1 ORDER BY done_ms LIMIT ?2)",
+	/* OR IGNORE: a case is sent once per job (caseIds are unique). */
+	[DS_SENT_ADD] = "INSERT OR IGNORE INTO sent_case(request_id, case_id, idx, attempt, span_ms,"
+			" deadline_ms, request) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6)",
+	[DS_SENT_DONE] = "DELETE FROM sent_case WHERE request_id = ?1 AND case_id = ?2",
+	[DS_SENT_DUE] = "SELECT request_id, case_id, idx, attempt, span_ms, request FROM sent_case"
+			" WHERE deadline_ms <= ?1 ORDER BY deadline_ms LIMIT ?2",
+	[DS_SENT_RETRY] = "UPDATE sent_case SET attempt = attempt + 1, deadline_ms = ?3"
+			  " WHERE request_id = ?1 AND case_id = ?2",
+	[DS_SENT_NEXT] = "SELECT min(deadline_ms) FROM sent_case",
 };
 
 struct dispatcher_state {
@@ -175,4 +198,100 @@ int dispatcher_state_purge(struct dispatcher_state *s, int64_t before_ms, int ba
 	sqlite3_bind_int64(st, 1, before_ms);
 	sqlite3_bind_int(st, 2, batch);
 	return mqp_queries_exec(&s->q, DS_PURGE);
+}
+
+int dispatcher_state_add_sent(struct dispatcher_state *s, const struct dispatch_sent *c,
+			      int64_t span_ms, int64_t deadline_ms, const char *request, size_t len)
+{
+	sqlite3_stmt *st = s->q.stmt[DS_SENT_ADD];
+	sqlite3_bind_text(st, 1, c->request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->case_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, c->index);
+	sqlite3_bind_int64(st, 4, span_ms);
+	sqlite3_bind_int64(st, 5, deadline_ms);
+	sqlite3_bind_text(st, 6, request, (int)len, SQLITE_STATIC);
+	return dispatcher_state__exec(s, DS_SENT_ADD);
+}
+
+int dispatcher_state_case_done(struct dispatcher_state *s, const char *request_id,
+			       const char *case_id)
+{
+	sqlite3_stmt *st = s->q.stmt[DS_SENT_DONE];
+	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, case_id, -1, SQLITE_STATIC);
+	return mqp_queries_exec(&s->q, DS_SENT_DONE);
+}
+
+void dispatcher_state_free_due(struct dispatcher_due *due, size_t n)
+{
+	for (size_t i = 0; due && i < n; i++)
+		free(due[i].request);
+	free(due);
+}
+
+int dispatcher_state_due(struct dispatcher_state *s, int64_t now_ms, int limit,
+			 struct dispatcher_due **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	struct dispatcher_due *due = calloc((size_t)(limit > 0 ? limit : 1), sizeof(*due));
+	if (!due)
+		return MQP_ERR_NOMEM;
+	sqlite3_stmt *st = s->q.stmt[DS_SENT_DUE];
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int(st, 2, limit);
+	int rc = MQP_OK, step;
+	size_t k = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct dispatcher_due *d = &due[k];
+		snprintf(d->c.request_id, sizeof(d->c.request_id), "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+		snprintf(d->c.case_id, sizeof(d->c.case_id), "%s",
+			 (const char *)sqlite3_column_text(st, 1));
+		d->c.index = sqlite3_column_int64(st, 2);
+		d->attempt = sqlite3_column_int64(st, 3);
+		d->span_ms = sqlite3_column_int64(st, 4);
+		d->len = (size_t)sqlite3_column_bytes(st, 5);
+		const unsigned char *text = sqlite3_column_text(st, 5);
+		if (!text || !(d->request = malloc(d->len + 1))) {
+			rc = MQP_ERR_NOMEM;
+			break;
+		}
+		memcpy(d->request, text, d->len + 1);
+		k++;
+	}
+	sqlite3_reset(st);
+	if (!rc && step != SQLITE_DONE)
+		rc = mqp_queries_fail(&s->q, DS_SENT_DUE);
+	if (rc) {
+		dispatcher_state_free_due(due, k);
+		return rc;
+	}
+	*out = due;
+	*n = k;
+	return MQP_OK;
+}
+
+int dispatcher_state_retry(struct dispatcher_state *s, const char *request_id, const char *case_id,
+			   int64_t deadline_ms)
+{
+	sqlite3_stmt *st = s->q.stmt[DS_SENT_RETRY];
+	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, case_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, deadline_ms);
+	return dispatcher_state__exec(s, DS_SENT_RETRY);
+}
+
+int dispatcher_state_next_deadline(struct dispatcher_state *s, int64_t *deadline_ms)
+{
+	sqlite3_stmt *st = s->q.stmt[DS_SENT_NEXT];
+	int step = sqlite3_step(st), has = 0;
+	if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*deadline_ms = sqlite3_column_int64(st, 0);
+		has = 1;
+	}
+	sqlite3_reset(st);
+	if (step != SQLITE_ROW)
+		return mqp_queries_fail(&s->q, DS_SENT_NEXT);
+	return has;
 }

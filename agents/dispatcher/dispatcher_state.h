@@ -60,4 +60,45 @@ int dispatcher_state_drop_cases(struct dispatcher_state *s, const char *request_
  * (their cases are gone already). Returns how many it forgot, or MQP_ERR_DB. */
 int dispatcher_state_purge(struct dispatcher_state *s, int64_t before_ms, int batch);
 
+/* ---- sent cases (README "Case deadlines") ------------------------------- */
+
+/* Remembers a case just put in the outbox (its first attempt), with its
+ * rendered request (len bytes) for a resend, until its compute.done.
+ * Returns 0 or MQP_ERR_DB. */
+int dispatcher_state_add_sent(struct dispatcher_state *s, const struct dispatch_sent *c,
+			      int64_t span_ms, int64_t deadline_ms, const char *request, size_t len);
+
+/* Forgets the case (request_id, case_id is the caseId's JSON text) at its
+ * first compute.done. Returns 1 when it was waiting for it, 0 when not
+ * (done before, or never sent by this dispatcher), or MQP_ERR_DB. */
+int dispatcher_state_case_done(struct dispatcher_state *s, const char *request_id,
+			       const char *case_id);
+
+/* A sent case whose deadline passed. */
+struct dispatcher_due {
+	struct dispatch_sent c; /* estimate_ms unused */
+	int64_t attempt;        /* times sent */
+	int64_t span_ms;
+	char *request;          /* its compute.request, len bytes, NUL-terminated */
+	size_t len;
+};
+
+/* Reads at most limit cases whose deadline is at or before now_ms, earliest
+ * first. Returns 0 with *out (*n of them; free with
+ * dispatcher_state_free_due), MQP_ERR_NOMEM or MQP_ERR_DB with *out NULL. */
+int dispatcher_state_due(struct dispatcher_state *s, int64_t now_ms, int limit,
+			 struct dispatcher_due **out, size_t *n);
+
+/* Frees what dispatcher_state_due returned; NULL is a no-op. */
+void dispatcher_state_free_due(struct dispatcher_due *due, size_t n);
+
+/* Counts one more attempt of the case, due again at deadline_ms. Returns 0
+ * or MQP_ERR_DB. */
+int dispatcher_state_retry(struct dispatcher_state *s, const char *request_id, const char *case_id,
+			   int64_t deadline_ms);
+
+/* Reads the earliest deadline of any sent case. Returns 1 with
+ * *deadline_ms, 0 when no case waits, or MQP_ERR_DB. */
+int dispatcher_state_next_deadline(struct dispatcher_state *s, int64_t *deadline_ms);
+
 #endif

@@ -167,6 +167,16 @@ static int lifecycle__subscriptions(struct lifecycle *lc)
 	return rc;
 }
 
+/* The session expiry the agent asked for, in whole seconds (at least 1), or
+ * 0 for a session that never expires. */
+static int64_t lifecycle__expiry_s(const struct mqp_agent *agent)
+{
+	if (!agent->session_expiry_ms)
+		return 0;
+	int64_t s = *agent->session_expiry_ms / 1000;
+	return s < 1 ? 1 : s;
+}
+
 /* Opens everything that does not need the broker. Returns 0 or an error. */
 static int lifecycle__open(struct lifecycle *lc)
 {
@@ -185,7 +195,8 @@ static int lifecycle__open(struct lifecycle *lc)
 	if ((rc = lifecycle__subscriptions(lc)))
 		return rc;
 	struct session_parts sp = {lc->agent->name, (const char *const *)lc->subscriptions,
-				   &lc->opts, lc->inbox, lc->metrics, NULL};
+				   &lc->opts, lc->inbox, lc->metrics, NULL,
+				   lifecycle__expiry_s(lc->agent)};
 	if ((rc = session__new(&lc->session, &sp)))
 		return rc;
 	if ((rc = outbox__new(&lc->outbox, lc->store, lc->metrics, &lc->deadletters,

@@ -167,9 +167,13 @@ static int session__connect_options(struct session *s)
 	s->will = wo;
 	s->conn_props = (MQTTProperties)MQTTProperties_initializer;
 	/* A persistent session that never expires: events published while the
-	 * agent is down wait for it. */
+	 * agent is down wait for it. An agent may ask for an expiry instead (the
+	 * workers: README "Case deadlines"); 0xFFFFFFFF would mean never. */
+	int64_t secs = s->p.session_expiry_s;
 	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
-			       .value.integer4 = 0xFFFFFFFFU};
+			       .value.integer4 = secs <= 0 || secs >= 0xFFFFFFFFLL
+							 ? 0xFFFFFFFFU
+							 : (unsigned)secs};
 	if (MQTTProperties_add(&s->conn_props, &expiry))
 		return MQP_ERR_NOMEM;
 	s->conn.cleanstart = 0;

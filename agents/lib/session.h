@@ -1,6 +1,7 @@
 /* The broker session (internal): the Paho MQTTAsync client of one agent.
  *
- * An MQTT 5 persistent session (clean start 0, never expiring) with the
+ * An MQTT 5 persistent session (clean start 0, never expiring unless the
+ * agent asks for an expiry: struct mqp_agent) with the
  * retained status topic as its last will; automatic reconnects, and a
  * subscribe at QoS 1 on every connect (retain handling 2: README "Input
  * rules"). Each arriving message is appended to the inbox before Paho
@@ -29,6 +30,8 @@ struct session_parts {
 	struct mqp_inbox *inbox;
 	struct mqp_metrics *metrics;
 	struct outbox *outbox; /* may be set later with session__set_outbox */
+	/* The session expiry interval, s; 0: never expires. */
+	int64_t session_expiry_s;
 };
 
 /* Creates the client (no connection yet): topics, status payloads and

@@ -29,7 +29,11 @@ struct worker {
 	int64_t running;      /* cases started and not finished */
 	int64_t queued;       /* cases waiting for a slot */
 	uint64_t rng;
+	int64_t session_expiry_ms; /* --session-expiry */
 };
+
+/* The default --session-expiry: a minute (README "Case deadlines"). */
+#define WORKER__SESSION_EXPIRY_MS (60 * 1000)
 
 static int worker__init(void *state, struct mqp_store *store)
 {
@@ -236,6 +240,22 @@ static int worker__profile_option(void *ctx, const char *arg, char *err, size_t 
 	return 0;
 }
 
+/* --session-expiry DURATION: at least a second (an expiry of 0 would end
+ * the session, and its queued cases, at every lost connection). */
+static int worker__expiry_option(void *ctx, const char *arg, char *err, size_t errlen)
+{
+	struct worker *w = ctx;
+	int64_t ms;
+	if (mqp_duration_arg(arg, &ms, err, errlen))
+		return -1;
+	if (ms < 1000) {
+		snprintf(err, errlen, "'%s': at least 1 second", arg);
+		return -1;
+	}
+	w->session_expiry_ms = ms;
+	return 0;
+}
+
 static const struct mqp_extra_option worker__options[] = {
 	{"concurrency", 1, "N", "cases worked on at once (default 64)", worker__concurrency_option, 0},
 	{"work-ms", 1, "MIN[-MAX]", "simulated work per job case, uniform (default 0)",
@@ -244,6 +264,10 @@ static const struct mqp_extra_option worker__options[] = {
 	 worker__scale_option, 0},
 	{"profile", 1, "FILE", "dashboard source latencies, JSON {\"sales\":[100,400],…}",
 	 worker__profile_option, 0},
+	{"session-expiry", 1, "DURATION",
+	 "the broker drops this worker's session (and the cases queued in it) this long after"
+	 " it lost the connection (default 60s)",
+	 worker__expiry_option, 0},
 };
 
 int worker_agent(struct mqp_agent *agent)
@@ -253,10 +277,15 @@ int worker_agent(struct mqp_agent *agent)
 		return MQP_ERR_NOMEM;
 	work_profile_default(&w->profile);
 	w->concurrency = 64;
+	w->session_expiry_ms = WORKER__SESSION_EXPIRY_MS;
 	w->rng = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
 	*agent = (struct mqp_agent){
 		.name = "worker",
 		.instances_per_host = 1,
+		/* A lost worker's queued cases go back to the group when its session
+		 * expires; the dispatcher resends what it took (README "Case
+		 * deadlines"). */
+		.session_expiry_ms = &w->session_expiry_ms,
 		.subscriptions = worker__subscriptions,
 		.migrations = worker_state_migrations,
 		.n_migrations = worker_state_n_migrations,

@@ -179,3 +179,80 @@ Test(accepted, has_the_documented_fields)
 	cJSON_Delete(o);
 	dispatch_job_free(&job);
 }
+
+/* ---- case deadlines (README "Case deadlines") ---------------------------- */
+
+Test(deadline, a_case_is_resent_until_its_last_attempt_then_failed)
+{
+	cr_assert_eq(dispatch_on_deadline(1, 3), DISPATCH_RESEND);
+	cr_assert_eq(dispatch_on_deadline(2, 3), DISPATCH_RESEND);
+	cr_assert_eq(dispatch_on_deadline(3, 3), DISPATCH_FAIL);
+	cr_assert_eq(dispatch_on_deadline(1, 1), DISPATCH_FAIL, "one attempt: no resend");
+	cr_assert_eq(dispatch_on_deadline(5, 3), DISPATCH_FAIL, "more sends than allowed (a lowered flag)");
+}
+
+Test(deadline, the_span_is_the_timeout_or_twice_the_estimate_when_longer)
+{
+	cr_assert_eq(dispatch_case_span_ms(300000, 0), 300000);
+	cr_assert_eq(dispatch_case_span_ms(2000, 999), 2000);
+	cr_assert_eq(dispatch_case_span_ms(2000, 1000), 2000);
+	cr_assert_eq(dispatch_case_span_ms(2000, 1001), 2002);
+	cr_assert_eq(dispatch_case_span_ms(300000, 3600000), 7200000, "an hour's work: two hours");
+}
+
+/* Reads what the dispatcher keeps of each case of text (a job.submit or,
+ * with dashboard, a dashboard.request). */
+static void read_cases(const char *text, int dashboard, struct dispatch_sent *out, size_t n)
+{
+	struct dispatch_job job;
+	struct mqp_reason why = {""};
+	int rc = dashboard ? dispatch_parse_dashboard(text, strlen(text), &job, &why)
+			   : dispatch_parse_submit(text, strlen(text), &job, &why);
+	cr_assert_eq(rc, 0, "%s", why.text);
+	cr_assert_eq(job.n_cases, n);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(dispatch_read_sent(job.requests[i], strlen(job.requests[i]), &out[i]), 0,
+			     "%s", job.requests[i]);
+	dispatch_job_free(&job);
+}
+
+Test(deadline, a_sent_case_is_read_back_with_its_work_estimate)
+{
+	struct dispatch_sent c[3];
+	read_cases("{\"requestId\":\"r\",\"requests\":[{\"caseId\":\"a\",\"workMs\":250},{\"caseId\":7},"
+		   "{\"caseId\":\"7\",\"workMs\":0}]}",
+		   0, c, 3);
+	cr_assert_str_eq(c[0].request_id, "r");
+	cr_assert_str_eq(c[0].case_id, "\"a\"", "the caseId's JSON text, as the counter keys it");
+	cr_assert_eq(c[0].index, 0);
+	cr_assert_eq(c[0].estimate_ms, 250);
+	cr_assert_str_eq(c[1].case_id, "7");
+	cr_assert_eq(c[1].index, 1);
+	cr_assert_eq(c[1].estimate_ms, 0, "no workMs: no estimate");
+	cr_assert_str_eq(c[2].case_id, "\"7\"", "the string 7 is another case than the number 7");
+	struct dispatch_sent d[JOBS_SOURCES];
+	read_cases("{\"request_id\":\"d\"}", 1, d, JOBS_SOURCES);
+	for (int i = 0; i < JOBS_SOURCES; i++)
+		cr_assert_eq(d[i].estimate_ms, (int64_t)jobs_sources[i].max_ms,
+			     "a source's slowest latency");
+	const char *bad = "{\"caseId\":1}";
+	cr_assert_eq(dispatch_read_sent(bad, strlen(bad), &c[0]), MQP_ERR_INPUT);
+}
+
+Test(deadline, the_failed_compute_done_names_the_case_and_the_attempts)
+{
+	cJSON *o = dispatch_failed_done("r", "\"a\"", 4, 3, "mqpipe-dispatcher");
+	char *s = cJSON_PrintUnformatted(o);
+	cr_assert_str_eq(s, "{\"requestId\":\"r\",\"caseId\":\"a\",\"index\":4,\"processingMs\":0,"
+			    "\"result\":{\"status\":\"failed\",\"error\":\"no worker finished the case"
+			    " within 3 attempts\"},\"worker\":\"mqpipe-dispatcher\"}");
+	free(s);
+	cJSON_Delete(o);
+	o = dispatch_failed_done("r", "7", 0, 1, "x");
+	s = cJSON_PrintUnformatted(o);
+	cr_assert(strstr(s, "\"caseId\":7,") && strstr(s, "within 1 attempt\""), "%s", s);
+	free(s);
+	cJSON_Delete(o);
+	cr_assert_null(dispatch_failed_done("r", "not json", 0, 1, "x"));
+	cr_assert_null(dispatch_failed_done("r", "[1]", 0, 1, "x"));
+}

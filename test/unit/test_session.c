@@ -56,7 +56,7 @@ Test(session, a_connect_to_a_closed_port_is_reported_as_failed)
 	/* Port 1 on loopback: nobody listens there (root-only, never a broker). */
 	strcpy(opts.broker, "tcp://127.0.0.1:1");
 	strcpy(opts.client_id, "test-session");
-	struct session_parts p = {"test", subs, &opts, NULL, NULL, NULL};
+	struct session_parts p = {"test", subs, &opts, NULL, NULL, NULL, 0};
 	struct session *s;
 	cr_assert_eq(session__new(&s, &p), 0);
 	cr_assert_eq(session__connect(s), 0);

@@ -67,6 +67,13 @@ struct mqp_agent {
 	 * id is mqpipe-<name>-<hostname> and the default store is named after
 	 * the client id, so instances on one host need only -i. */
 	int instances_per_host;
+	/* Optional: the agent's MQTT 5 session expiry interval in ms, read once
+	 * the flags are parsed (an agent flag may set it), rounded down to
+	 * whole seconds. NULL: the session never expires (every stateful agent:
+	 * what arrives while it is down waits for it). The workers' is short, so
+	 * the broker drops a lost worker's session and the cases queued in it
+	 * (README "Case deadlines"). */
+	const int64_t *session_expiry_ms;
 	/* Where mqp_reply may answer: response topics must start with this
 	 * (before the --prefix, e.g. "replies/"; read once the flags are
 	 * parsed). NULL or "": any response topic. */
