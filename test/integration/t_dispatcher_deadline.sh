@@ -9,6 +9,8 @@
 # done once. With no worker at all, and the dispatcher SIGKILLed in between,
 # a job ends with its cases marked failed after --case-attempts. A late
 # compute.done changes nothing, and the dispatcher's sent cases end empty.
+# With --shards 2 the owner reads its shard's compute.done and publishes a
+# failed one to the job's shard.
 # test-timeout: 240
 source "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1 || { echo "SKIP: needs root and ip netns"; exit 0; }
@@ -61,9 +63,12 @@ run_agent() {
 	wait_for 30 agent_online_after "$T/$name.log" "${before:-0}" ||
 		fail "$name did not come online: $(tail -n 5 "$T/$name.log")"
 }
+# start_dispatcher ATTEMPTS: many while a host is lost (until the broker
+# drops its session and the other host is up, a resend may go to it or to no
+# one), 3 when every attempt is to fail.
 start_dispatcher() {
 	run_agent "$NSC" "$CORE_URI" dispatcher mqpipe-dispatcher -d "$T/dispatcher.db" \
-		--case-timeout 2s --case-attempts 3
+		--case-timeout 2s --case-attempts "$1"
 	DISPATCHER_PID=$AGENT_PID
 }
 cpub() { inns "$NSC" mosquitto_pub -p 1883 -q 1 -t "$1" -m "$2"; }
@@ -77,7 +82,7 @@ ip netns exec "$NSC" mosquitto_sub -p 1883 -i it-out -c -q 1 -t job.summary -t c
 PIDS+=($!)
 run_agent "$NSC" "$CORE_URI" counter mqpipe-counter -d "$T/counter.db"
 run_agent "$NSC" "$CORE_URI" aggregator mqpipe-aggregator -d "$T/aggregator.db"
-start_dispatcher
+start_dispatcher 20
 
 case_lost_host() {
 	# Host a takes all 20 cases and would work on them for ten minutes.
@@ -117,7 +122,7 @@ case_every_attempt_fails() { # no worker at all, and the dispatcher SIGKILLed me
 	wait_for 20 bash -c "[ \"\$(sqlite3 -cmd '.timeout 2000' '$T/dispatcher.db' \"SELECT count(*) FROM sent_case WHERE request_id = 'doomed'\")\" = 2 ]" ||
 		fail "the cases were not sent"
 	stop_pid "$DISPATCHER_PID" KILL
-	start_dispatcher
+	start_dispatcher 3
 	it_pass DISPATCHER_PID
 	wait_for 60 bash -c "grep -q '^job.summary {\"requestId\":\"doomed\"' '$T/out.out'" ||
 		fail "no summary for the job no worker finished: $(tail -n 3 "$T/dispatcher.log")"
@@ -152,6 +157,31 @@ case_state_empty() {
 	! grep -q '^deadletter/' "$T/out.out" || fail "dead letters: $(grep '^deadletter/' "$T/out.out")"
 }
 it_case sent-cases-end-empty case_state_empty late-compute-done-changes-nothing
+
+case_sharded() { # S = 2: the owner reads shard/<K>/compute.done and fails to the job's shard
+	local k
+	k=$("$BIN/mqpipe-shard" --shards 2 sj)
+	inns "$NSC" mosquitto_sub -p 1883 -i it-s2 -c -q 1 -t 's2/#' -E
+	ip netns exec "$NSC" mosquitto_sub -p 1883 -i it-s2 -c -q 1 -t 's2/#' -v >"$T/s2.out" &
+	PIDS+=($!)
+	run_agent "$NSC" "$CORE_URI" d2 mqpipe-dispatcher -p s2 --shards 2 --shard "$k" -d "$T/d2.db" \
+		--case-timeout 3s --case-attempts 2
+	cpub "s2/shard/$k/job.submit" '{"requestId":"sj","requests":[{"caseId":"a"},{"caseId":"b"}]}'
+	wait_for 20 bash -c "[ \"\$(sqlite3 -cmd '.timeout 2000' '$T/d2.db' 'SELECT count(*) FROM sent_case')\" = 2 ]" ||
+		fail "not sent: $(cat "$T/s2.out")"
+	cpub "s2/shard/$k/compute.done" '{"requestId":"sj","caseId":"a","processingMs":1,"result":{"status":"success"}}'
+	wait_for 20 bash -c "grep -q '^s2/shard/$k/compute.done {\"requestId\":\"sj\",\"caseId\":\"b\"' '$T/s2.out'" ||
+		fail "no failed compute.done on the job's shard: $(cat "$T/s2.out")"
+	grep "^s2/shard/$k/compute.done {\"requestId\":\"sj\",\"caseId\":\"b\"" "$T/s2.out" | grep -q 'within 2 attempts' ||
+		fail "failed compute.done: $(cat "$T/s2.out")"
+	[ "$(grep -c '^s2/compute.request {"requestId":"sj","caseId":"b"' "$T/s2.out")" -eq 2 ] ||
+		fail "case b not sent twice: $(cat "$T/s2.out")"
+	[ "$(grep -c '^s2/shard/[0-9]*/compute.done {"requestId":"sj","caseId":"a"' "$T/s2.out")" -eq 1 ] ||
+		fail "case a failed though done: $(cat "$T/s2.out")"
+	wait_for 20 bash -c "[ \"\$(sqlite3 -cmd '.timeout 2000' '$T/d2.db' 'SELECT count(*) FROM sent_case')\" = 0 ]" ||
+		fail "sent cases left"
+}
+it_case sharded-owner-reads-its-shard case_sharded
 
 case_flags() {
 	local rc=0
