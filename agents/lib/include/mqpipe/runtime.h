@@ -5,7 +5,7 @@
  *  - parses the common flags (exit 64 on a usage error);
  *  - opens the SQLite store and the durable inbox, replaying its unapplied tail;
  *  - connects to the broker with an MQTT 5 persistent session (clean start 0,
- *    session never expiring), retrying with backoff, reconnecting automatically,
+ *    session never expiring unless the agent sets session_expiry_ms), retrying with backoff, reconnecting automatically,
  *    re-subscribing at QoS 1 on every connect and setting TCP_NODELAY;
  *  - appends each message to the inbox before it is acknowledged, and applies
  *    inbox records on one applier thread in batched transactions, calling the
