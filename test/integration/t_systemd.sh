@@ -44,6 +44,10 @@ for a in counter dispatcher aggregator alerter; do
 	grep -qx "StateDirectory=mqpipe-$a" "$u" || fail "mqpipe-$a@ has another state directory than mqpipe-$a"
 done
 grep -qx 'EnvironmentFile=/etc/mqpipe/shards' "$BUILD/systemd-build/mqpipe-router.service" || fail "the router does not read /etc/mqpipe/shards"
+grep -qx 'EnvironmentFile=-/etc/mqpipe/shards' "$BUILD/systemd-build/mqpipe-worker@.service" || fail "the workers do not read /etc/mqpipe/shards"
+for a in counter dispatcher aggregator alerter ingest; do
+	! grep -q '/etc/mqpipe/shards' "$BUILD/systemd-build/mqpipe-$a.service" || fail "mqpipe-$a.service (S = 1) reads /etc/mqpipe/shards"
+done
 
 # The README's secure-profile drop-in for the worker template (README
 # "Security"), its ExecStart pointed at this build, passes verify too.
