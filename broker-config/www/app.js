@@ -86,6 +86,8 @@ function onMessage(topic, payload) {
     const a = state.agents.get(m[2]) || {status: null, metrics: null, hist: []};
     if (m[1] === 'status') {
       a.status = body;
+      /* An instance's shard, K of S (README "Scaling out"), kept when it goes offline. */
+      if (typeof body.shards === 'number') a.shard = (typeof body.shard === 'number' ? body.shard : '–') + '/' + body.shards;
     } else {
       a.metrics = body;
       a.hist.push(typeof body.in_per_s === 'number' ? body.in_per_s : 0);
@@ -146,7 +148,7 @@ function drawAgents() {
     const online = a.status ? a.status.state === 'online' : !!a.metrics;
     const tr = el('tr');
     tr.dataset.agent = id;
-    tr.append(el('td', id), el('td', online ? 'online' : (a.status && a.status.state) || 'offline',
+    tr.append(el('td', id), el('td', a.shard || '–', 'shard'), el('td', online ? 'online' : (a.status && a.status.state) || 'offline',
       online ? 'online' : 'offline'),
     el('td', fmt(mt.in_per_s), 'num'), el('td', fmt(mt.out_per_s), 'num'),
     /* Handling times of the last interval: none handled, none to show. */

@@ -1,6 +1,6 @@
 // The live page in a real browser (Debian's chromium, driven by
 // playwright-core): against a broker started by test/integration/t_page.sh,
-// publishes status, metrics, success rates, an alert, a dead letter, a job
+// publishes status (shard instances' too), metrics, success rates, an alert, a dead letter, a job
 // summary and a dashboard with mosquitto_pub, and asserts what the page shows;
 // then 10 000 modules; then that the page published nothing. Leaves a
 // screenshot. Usage: node page.mjs WEB_PORT MQTT_PORT SCREENSHOT
@@ -40,10 +40,27 @@ try {
   }
   const counterRow = page.locator('#agents tr[data-agent="mqpipe-counter"]');
   await counterRow.locator('td', { hasText: '12.5' }).waitFor();
-  assert.deepEqual(await counterRow.locator('td').allTextContents().then(c => c.slice(0, 8)),
-    ['mqpipe-counter', 'online', '12.5', '0.5', '0.18', '1.35', '2', '7']);
+  assert.deepEqual(await counterRow.locator('td').allTextContents().then(c => c.slice(0, 9)),
+    ['mqpipe-counter', '–', 'online', '12.5', '0.5', '0.18', '1.35', '2', '7']);
   assert.equal(await counterRow.locator('svg.spark polyline').count(), 1, 'a sparkline of in/s');
-  assert.equal(await page.textContent('#agents tr[data-agent="mqpipe-alerter"] td:nth-child(2)'), 'offline');
+  assert.equal(await page.textContent('#agents tr[data-agent="mqpipe-alerter"] td:nth-child(3)'), 'offline');
+
+  step('agents: every shard instance on a row of its own, with its shard');
+  for (const k of [0, 1]) {
+    pub(`mqpipe/status/mqpipe-counter-${k}`, { agent: 'counter', state: 'online', pid: 50 + k, version: '0.1.0',
+      shards: 2, shard: k }, '-r');
+  }
+  pub('mqpipe/status/mqpipe-router', { agent: 'router', state: 'online', pid: 52, version: '0.1.0', shards: 2 }, '-r');
+  await page.locator('#agents tr[data-agent="mqpipe-router"]').waitFor();
+  const firstCells = id => page.locator(`#agents tr[data-agent="${id}"] td`).allTextContents().then(c => c.slice(0, 3));
+  assert.deepEqual(await firstCells('mqpipe-counter-0'), ['mqpipe-counter-0', '0/2', 'online']);
+  assert.deepEqual(await firstCells('mqpipe-counter-1'), ['mqpipe-counter-1', '1/2', 'online']);
+  assert.deepEqual(await firstCells('mqpipe-router'), ['mqpipe-router', '–/2', 'online']);
+  // Its last will (offline) keeps the row and its shard.
+  pub('mqpipe/status/mqpipe-counter-1', { agent: 'counter', state: 'offline', pid: 51, version: '0.1.0',
+    shards: 2, shard: 1 }, '-r');
+  await page.locator('#agents tr[data-agent="mqpipe-counter-1"] td.offline').waitFor();
+  assert.deepEqual(await firstCells('mqpipe-counter-1'), ['mqpipe-counter-1', '1/2', 'offline']);
 
   step('modules: latest rate each, worst first, a history per module');
   pub('success_rate', { moduleid: 'm-good', timestamp: 1700000000, success_rate: 95, received: 19, attempts: 20 });
@@ -115,6 +132,7 @@ try {
   await new Promise(r => setTimeout(r, 500));
   const topics = new Set(seenText.split('\n').filter(Boolean).map(l => l.split(' ')[0]));
   const published = new Set(['mqpipe/status/mqpipe-counter', 'mqpipe/status/mqpipe-alerter', 'mqpipe/metrics/mqpipe-counter',
+    'mqpipe/status/mqpipe-counter-0', 'mqpipe/status/mqpipe-counter-1', 'mqpipe/status/mqpipe-router',
     'success_rate', 'alerts/cpu/host-1', 'alerts/cpu/host-2', 'deadletter/weekly_diagnostic', 'dashboard.ready',
     'job.summary']);
   assert.deepEqual([...topics].filter(t => !published.has(t)), []);

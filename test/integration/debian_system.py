@@ -308,11 +308,14 @@ def install_blocks():
 def block_kind(heading, body, before):
     """Which checks a block leads to: build (run on the host: the test has
     built the package already), secure (it sets the secure profile up),
-    monitor (it configures Prometheus), or else the kind of the block before
-    it (a check of the step above; the first: dev)."""
+    monitor (it configures Prometheus), shards (it starts shard instances),
+    or else the kind of the block before it (a check of the step above; the
+    first: dev)."""
     if "dpkg-buildpackage" in body or "scripts/package" in body:
         return "build"
     h = heading.lower()
+    if "/etc/mqpipe/shards" in body:
+        return "shards"
     if "monitor" in h or "prometheus" in h or "prometheus.yml" in body or "mqtt-exporter.yaml" in body:
         return "monitor"
     if "secure" in h or "secure/setup" in body or "mqpipe-secure.conf" in body:
@@ -591,6 +594,49 @@ class System:
         self.ct.run("systemctl stop ct-prom-feed", check=False)
         note("Prometheus: %s = %s" % (q, res[0]["value"][1]))
 
+    def check_shards(self):
+        """Two shards' template instances, mqpipe-counter@0 and @1, on the
+        secure profile: active, each online under its own identity with its
+        shard in its retained status, each with its own state files in the
+        counter's state directory beside the S = 1 counter's, and an event
+        on shard 1's topic counted by its owner (README "Under systemd")."""
+        units = ["mqpipe-counter@0.service", "mqpipe-counter@1.service"]
+        wait_for(60, lambda: all(self.show(u, "ActiveState") == "active" for u in units),
+                 "mqpipe-counter@0 and @1 active")
+        s = "/etc/mqpipe/secure"
+        tls = "-h 127.0.0.1 -p 8883 --cafile %s/ca.crt" % s
+        reader = "-u mqpipe-reader -P \"$(cat %s/mqpipe-reader.password)\"" % s
+        st = self.ct.out("mosquitto_sub %s %s -t 'mqpipe/status/#' -v -W 3 || true" % (tls, reader))
+        got = {}
+        for line in st.splitlines():
+            topic, _, body = line.partition(" ")
+            if topic.startswith("mqpipe/status/"):
+                got[topic] = json.loads(body)
+        for k in (0, 1):
+            b = got.get("mqpipe/status/mqpipe-counter-%d" % k, {})
+            if b.get("state") != "online" or b.get("shards") != 2 or b.get("shard") != k:
+                raise Fail("mqpipe-counter@%d: status %s (all: %s)" % (k, b, st))
+        files = self.ct.out("ls /var/lib/mqpipe-counter/").split()
+        for f in ("counter.db", "counter-0.db", "counter-1.db"):
+            if f not in files:
+                raise Fail("/var/lib/mqpipe-counter/ lacks %s: %s" % (f, files))
+        # ct-shard-1 is of shard 1 of 2 (mqpipe-shard --shards 2).
+        key = "ct-shard-1"
+        k = self.ct.out("mqpipe-shard --shards 2 %s" % key)
+        self.ct.run("systemd-run -q --unit=ct-shard-sub bash -c 'mosquitto_sub %s %s -q 1 -t success_rate "
+                    "-C 1 -W 60 >/root/ct/shard.out'" % (tls, reader))
+        time.sleep(1)
+        self.ct.run("%s -t shard/%s/weekly_diagnostic -m '{\"moduleid\":\"%s\",\"timestamp\":1767311999,"
+                    "\"attempts\":2}'" % (self.publisher, k, key))
+        out = self.ct.path("/root/ct/shard.out")
+        wait_for(30, lambda: key in open(out).read() if os.path.exists(out) else None,
+                 "the success_rate of shard %s's event" % k)
+        owner = self.ct.out("sqlite3 /var/lib/mqpipe-counter/counter-%s.db .dump | grep -c %s || true" % (k, key))
+        if owner == "0":
+            raise Fail("counter-%s.db does not hold %s" % (k, key))
+        note("shards: mqpipe-counter@0 and @1 online with shards 2, their files in /var/lib/mqpipe-counter, "
+             "shard %s's event counted by its owner" % k)
+
 
 def shquote(s):
     return "'" + s.replace("'", "'\\''") + "'"
@@ -628,7 +674,8 @@ def run(args):
             raise Fail("the container's systemd is %s: %s" % (state, ct.out("systemctl --failed --no-pager", check=False)))
         note("systemd %s is PID 1, the system is running" % ct.out("systemctl --version | head -1 | cut -d' ' -f2"))
         sysm = System(ct, work)
-        checks = {"dev": sysm.check_dev, "secure": sysm.check_secure, "monitor": sysm.check_monitor}
+        checks = {"dev": sysm.check_dev, "secure": sysm.check_secure, "monitor": sysm.check_monitor,
+                  "shards": sysm.check_shards}
         kind_before = None
         done = []
         for n, (heading, body) in enumerate(blocks, 1):
@@ -648,7 +695,7 @@ def run(args):
         if kind_before in checks and kind_before not in done:
             checks[kind_before]()
             done.append(kind_before)
-        for k in ("dev", "secure", "monitor"):
+        for k in ("dev", "secure", "monitor", "shards"):
             if k in done:
                 continue
             raise Fail("README's install section has no %s step to check" % k)

@@ -42,7 +42,8 @@ for b in "$BIN"/mqpipe-*; do
 done
 [ "$n" -ge 9 ] || fail "expected at least 9 programs in $BIN, found $n"
 for u in mqpipe-counter.service mqpipe-dispatcher.service mqpipe-worker@.service \
-	mqpipe-aggregator.service mqpipe-ingest.service mqpipe-alerter.service; do
+	mqpipe-aggregator.service mqpipe-ingest.service mqpipe-alerter.service mqpipe-router.service \
+	mqpipe-counter@.service mqpipe-dispatcher@.service mqpipe-aggregator@.service mqpipe-alerter@.service; do
 	[ -f "$R/lib/systemd/system/$u" ] || fail "no /lib/systemd/system/$u"
 	grep -q '^ExecStart=/usr/bin/mqpipe-' "$R/lib/systemd/system/$u" || fail "$u does not start /usr/bin/"
 done
@@ -71,7 +72,7 @@ for s in "$T"/control/preinst "$T"/control/postinst; do
 		/was-enabled/ { guard = FNR }' "$s")
 	[ -z "$bad" ] || fail "$(basename "$s") may start, enable or stop units: $bad"
 done
-note "$n programs with man pages, 6 units, page, bundle, schemas, traces, snippets; no unit started"
+note "$n programs with man pages, 11 units, page, bundle, schemas, traces, snippets; no unit started"
 
 # Debian's main file sets these: a snippet repeating one stops mosquitto.
 for c in "$S"/mosquitto/*.conf; do

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The systemd units: every unit (the worker template as an instance) passes
+# The systemd units: every unit (each template as an instance) passes
 # systemd-analyze verify without a word, each is Type=notify with a watchdog,
 # a restart policy, a state directory and the hardening options; the
-# README's secure drop-in for the workers verifies as well; and
+# shard templates pass --shard %i, read S from /etc/mqpipe/shards and share
+# the agent's state directory, the router reads S too; the README's secure
+# drop-in for the workers verifies as well; and
 # cmake --install puts binaries, units, schemas, the live page, the traces,
 # the mosquitto snippets and the README where Debian expects them.
 # (t_counter_notify checks READY, WATCHDOG and STOPPING over a real
@@ -14,11 +16,10 @@ BUILD=$(cd "$BIN/.." && pwd)
 command -v systemd-analyze >/dev/null || fail "systemd-analyze is missing (apt-get install systemd)"
 
 units=("$BUILD"/systemd-build/*.service)
-[ "${#units[@]}" -eq 6 ] || fail "expected 6 units, found ${#units[@]}"
+[ "${#units[@]}" -eq 11 ] || fail "expected 11 units, found ${#units[@]}"
 mkdir "$T/units"
 for u in "${units[@]}"; do
-	name=$(basename "$u")
-	[ "$name" = "mqpipe-worker@.service" ] && name="mqpipe-worker@1.service"
+	name=$(basename "$u" | sed 's/@\.service$/@1.service/')
 	cp "$u" "$T/units/$name"
 	for key in Type=notify WatchdogSec= Restart=on-failure RestartPreventExitStatus=64 StateDirectory= DynamicUser=yes \
 		NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
@@ -31,7 +32,22 @@ done
 out=$(cd "$T/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify ./*.service 2>&1) ||
 	fail "systemd-analyze verify: $out"
 [ -z "$out" ] || fail "systemd-analyze verify warned: $out"
-note "6 units verified"
+note "11 units verified"
+
+# A shard instance: its shard from the instance name, S from the shards file
+# (not /etc/default/mqpipe, which the S = 1 units read too), the state
+# directory of the agent's S = 1 unit (README "Under systemd").
+for a in counter dispatcher aggregator alerter; do
+	u=$BUILD/systemd-build/mqpipe-$a@.service
+	grep -qx "ExecStart=$BIN/mqpipe-$a --shard %i" "$u" || fail "mqpipe-$a@ does not pass --shard %i: $(grep ExecStart "$u")"
+	grep -qx 'EnvironmentFile=/etc/mqpipe/shards' "$u" || fail "mqpipe-$a@ does not read /etc/mqpipe/shards"
+	grep -qx "StateDirectory=mqpipe-$a" "$u" || fail "mqpipe-$a@ has another state directory than mqpipe-$a"
+done
+grep -qx 'EnvironmentFile=/etc/mqpipe/shards' "$BUILD/systemd-build/mqpipe-router.service" || fail "the router does not read /etc/mqpipe/shards"
+grep -qx 'EnvironmentFile=-/etc/mqpipe/shards' "$BUILD/systemd-build/mqpipe-worker@.service" || fail "the workers do not read /etc/mqpipe/shards"
+for a in counter dispatcher aggregator alerter ingest; do
+	! grep -q '/etc/mqpipe/shards' "$BUILD/systemd-build/mqpipe-$a.service" || fail "mqpipe-$a.service (S = 1) reads /etc/mqpipe/shards"
+done
 
 # The README's secure-profile drop-in for the worker template (README
 # "Security"), its ExecStart pointed at this build, passes verify too.
@@ -47,8 +63,10 @@ out=$(cd "$T/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify ./mqpipe
 DESTDIR="$T/root" cmake --install "$BUILD" >"$T/install.log" || fail "cmake --install: $(tail -3 "$T/install.log")"
 prefix=$(grep -m1 '^CMAKE_INSTALL_PREFIX:' "$BUILD/CMakeCache.txt" | cut -d= -f2)
 for f in bin/mqpipe-counter bin/mqpipe-dispatcher bin/mqpipe-worker bin/mqpipe-aggregator \
-	bin/mqpipe-ingest bin/mqpipe-alerter lib/systemd/system/mqpipe-counter.service \
-	lib/systemd/system/mqpipe-worker@.service share/mqpipe/schemas/success_rate.schema.json \
+	bin/mqpipe-ingest bin/mqpipe-alerter bin/mqpipe-router lib/systemd/system/mqpipe-counter.service \
+	lib/systemd/system/mqpipe-worker@.service lib/systemd/system/mqpipe-counter@.service \
+	lib/systemd/system/mqpipe-dispatcher@.service lib/systemd/system/mqpipe-aggregator@.service \
+	lib/systemd/system/mqpipe-alerter@.service lib/systemd/system/mqpipe-router.service share/mqpipe/schemas/success_rate.schema.json \
 	share/doc/mqpipe/README.md share/mqpipe/secure/setup share/mqpipe/secure/roles share/mqpipe/secure/mosquitto.conf \
 	share/mqpipe/www/index.html share/mqpipe/www/app.js share/mqpipe/traces/fleet.jsonl \
 	share/mqpipe/mosquitto/mqpipe-dev.conf share/mqpipe/mosquitto/mqpipe-secure.conf; do
