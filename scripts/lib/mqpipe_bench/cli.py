@@ -56,7 +56,8 @@ def scale(text):
 
 
 OPTIONS = {
-    "events": dict(type=count, metavar="N", help="messages, events or points (default 100000; ingest, page: 20000; shards: 40000)"),
+    "events": dict(type=count, metavar="N",
+                   help="messages, events or points (default 100000; ingest, page: 20000; shards: 40000)"),
     "runs": dict(type=count, default=5, metavar="R", help="runs, the median is kept (default 5)"),
     "requests": dict(type=count, default=20, metavar="N", help="dashboard requests per mode (default 20)"),
     "setup-ms": dict(type=millis, default=500, metavar="MS", help="the aggregator's --setup-ms (default 500)"),
