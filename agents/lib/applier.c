@@ -17,6 +17,8 @@
 #define APPLIER__BURST_WAIT_MS 1   /* how often to look for a burst's end (session_ops.h) */
 #define APPLIER__GATHER_BELOW 64   /* a batch this small in a stream waits for more... */
 #define APPLIER__GATHER_US 300     /* ...this long (µs) */
+#define APPLIER__STREAM_US 3000    /* batches this close, with no outputs, make a quiet stream... */
+#define APPLIER__STREAM_GATHER_US 2000 /* ...which waits this long (µs) for more */
 #define APPLIER__RECLAIM_EVERY_MS 1000 /* free space is given back at most this often... */
 #define APPLIER__RECLAIM_PAGES 512     /* ...this much at a time: 2 MiB, about a batch's work */
 #define APPLIER__REPUBLISH_EVERY_MS 1000 /* a shard's republish request is answered at most this often */
@@ -26,6 +28,8 @@ struct applier {
 	size_t prefix_len; /* bytes of "prefix/" to strip from incoming topics */
 	int64_t *batch_received_us;
 	size_t n_batch;
+	int64_t last_batch_us; /* when the last step that applied records ended (mqp_now_us) */
+	size_t step_outputs;   /* outputs the last step sent */
 	int64_t next_tick_ms; /* when the agent's tick wants to run, 0 = after the next batch */
 	int64_t next_reclaim_ms; /* when to look for free space to give back */
 	int reclaim_due;         /* the store has some: a step gives it back */
@@ -455,6 +459,7 @@ static int applier__step_locked(struct applier *a)
 	}
 	if (n > 0 && mqp_inbox_applied(a->p.inbox)) /* only a failed shrink: harmless */
 		mqp_warn("inbox_shrink_failed", "msg=\"%s\"", strerror(errno));
+	a->step_outputs = outbox__staged(a->p.outbox);
 	outbox__flush(a->p.outbox);
 	int64_t now = mqp_now_us();
 	for (size_t i = 0; i < a->n_batch; i++) /* replays from before this start are not timed */
@@ -510,9 +515,21 @@ int applier__turn(struct applier *a, int stopping)
 		if (n > 0) {
 			s->applied(s->impl);
 			/* In a stream, a transaction and a wake-up per handful of
-			 * records cost more than the records: after a small batch
-			 * while more keep coming, let them gather briefly. */
-			if (n < APPLIER__GATHER_BELOW && mqp_inbox_backlog(a->p.inbox) > 0)
+			 * records cost more than the records (SQLite's locks and
+			 * WAL writes are per transaction): after a small batch
+			 * while more keep coming, let them gather briefly. A
+			 * stream whose records send nothing (the counter's
+			 * recv_message) has nobody waiting on it: it gathers
+			 * longer, so an instance fed a few thousand records a
+			 * second (one shard of several) commits per batch, not
+			 * per record (README "Performance", "Shards"). Records
+			 * are acknowledged once in the inbox either way. */
+			int64_t t = mqp_now_us();
+			int quiet = a->step_outputs == 0 && t - a->last_batch_us < APPLIER__STREAM_US;
+			a->last_batch_us = t;
+			if (quiet && n < APPLIER__GATHER_BELOW)
+				usleep(APPLIER__STREAM_GATHER_US);
+			else if (n < APPLIER__GATHER_BELOW && mqp_inbox_backlog(a->p.inbox) > 0)
 				usleep(APPLIER__GATHER_US);
 			return 1;
 		}

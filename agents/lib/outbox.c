@@ -1,6 +1,7 @@
 /* The outbox: see outbox.h. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,18 @@
 #include "mqpipe/error.h"
 #include "mqpipe/log.h"
 #include "outbox.h"
+
+/* Paho scans every message in flight and every queued send, message by
+ * message, for a free packet id at each MQTTAsync_sendMessage: a burst of
+ * thousands of outputs costs O(n) per send (the router's CPU went mostly
+ * there; README "Performance", "Shards"). While online, a flush keeps at
+ * most OUTBOX__WINDOW outputs in flight, resuming once acknowledgements
+ * bring them down to OUTBOX__RESUME; it waits at most OUTBOX__WAIT_MS per
+ * flush, then sends the rest at once (a broker slow to acknowledge never
+ * stalls the applier). Every row is durable before it is sent either way. */
+#define OUTBOX__WINDOW 256
+#define OUTBOX__RESUME 128
+#define OUTBOX__WAIT_MS 2000
 
 /* An output written to the outbox in the open transaction, sent after commit. */
 struct outbox__staged {
@@ -49,6 +62,8 @@ struct outbox {
 	long republished; /* rows sent by the last outbox__republish */
 	/* Shared with the session's threads. */
 	pthread_mutex_t lock;
+	pthread_cond_t window; /* signalled when the in-flight count falls to OUTBOX__RESUME */
+	int waiting;           /* under lock: the applier waits on window */
 	struct outbox__outcomes acked, failed, refused;
 	atomic_llong depth;
 	atomic_long inflight;
@@ -67,6 +82,11 @@ int outbox__new(struct outbox **out, struct mqp_store *store, struct mqp_metrics
 	ob->session = session;
 	ob->republish_window_s = republish_window_s;
 	pthread_mutex_init(&ob->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ob->window, &ca);
+	pthread_condattr_destroy(&ca);
 	int64_t depth = mqp_store_outbox_depth(store);
 	atomic_store(&ob->depth, depth > 0 ? depth : 0);
 	*out = ob;
@@ -83,6 +103,7 @@ void outbox__free(struct outbox *ob)
 	free(ob->failed.v);
 	free(ob->refused.v);
 	pthread_mutex_destroy(&ob->lock);
+	pthread_cond_destroy(&ob->window);
 	free(ob);
 }
 
@@ -199,10 +220,40 @@ void outbox__unstage(struct outbox *ob, size_t keep)
 		ob->n_staged = keep;
 }
 
+/* Waits, while online and before *deadline (CLOCK_MONOTONIC), until fewer
+ * than OUTBOX__WINDOW outputs are in flight (see OUTBOX__WINDOW). */
+static void outbox__await_window(struct outbox *ob, const struct timespec *deadline)
+{
+	if (atomic_load(&ob->inflight) < OUTBOX__WINDOW || !ob->session->online(ob->session->impl))
+		return;
+	pthread_mutex_lock(&ob->lock);
+	ob->waiting = 1;
+	while (atomic_load(&ob->inflight) > OUTBOX__RESUME &&
+	       pthread_cond_timedwait(&ob->window, &ob->lock, deadline) == 0)
+		;
+	ob->waiting = 0;
+	pthread_mutex_unlock(&ob->lock);
+}
+
+/* Wakes a flush waiting for the window; called after a decrement of inflight. */
+static void outbox__window_moved(struct outbox *ob)
+{
+	if (atomic_load(&ob->inflight) > OUTBOX__RESUME)
+		return;
+	pthread_mutex_lock(&ob->lock);
+	if (ob->waiting)
+		pthread_cond_signal(&ob->window);
+	pthread_mutex_unlock(&ob->lock);
+}
+
 void outbox__flush(struct outbox *ob)
 {
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += OUTBOX__WAIT_MS / 1000;
 	for (size_t i = 0; i < ob->n_staged; i++) {
 		struct outbox__staged *s = &ob->staged[i];
+		outbox__await_window(ob, &deadline);
 		atomic_fetch_add(&ob->depth, 1);
 		mqp_metrics_out(ob->metrics, s->label ? s->label : s->topic + s->rel);
 		outbox__send(ob, s->id, s->topic, s->payload, s->len, 1, 0, s->correlation,
@@ -220,12 +271,14 @@ void outbox__acked(struct outbox *ob, int64_t id)
 {
 	outbox__queue(ob, &ob->acked, (struct outbox__outcome){id, 0, NULL}, "ack_lost");
 	atomic_fetch_sub(&ob->inflight, 1);
+	outbox__window_moved(ob);
 }
 
 void outbox__failed(struct outbox *ob, int64_t id)
 {
 	outbox__queue(ob, &ob->failed, (struct outbox__outcome){id, 0, NULL}, "retry_lost");
 	atomic_fetch_sub(&ob->inflight, 1);
+	outbox__window_moved(ob);
 }
 
 void outbox__refused(struct outbox *ob, int64_t id, int reason, const char *reason_text)
@@ -233,6 +286,7 @@ void outbox__refused(struct outbox *ob, int64_t id, int reason, const char *reas
 	outbox__queue(ob, &ob->refused, (struct outbox__outcome){id, reason, reason_text},
 		      "refusal_lost");
 	atomic_fetch_sub(&ob->inflight, 1);
+	outbox__window_moved(ob);
 }
 
 int outbox__has_outcomes(struct outbox *ob)

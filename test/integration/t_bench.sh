@@ -4,7 +4,9 @@
 # before anything is built; --help prints the header; the chart drawn from a
 # dashboard result is an SVG with the three panels, its text as text (no
 # embedded fonts); a tiny run of the state benchmark goes through (every
-# success rate it checks is right, every message sent is stored or folded).
+# success rate it checks is right, every message sent is stored or folded);
+# so does a tiny run of the shards benchmark (every counter, sharded or
+# behind the router, counts every event; each process's CPU is reported).
 source "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/mqpipe-it.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -27,10 +29,12 @@ usage_error dashboard --latency-scale -1
 usage_error dashboard --setup-ms soon
 usage_error state --modules 0
 usage_error state --per-week x
+usage_error shards --events 0
+usage_error shards --modules 3
 
 note "--help"
 "$bench" --help >"$T/help" || fail "scripts/bench --help failed"
-for b in counter broker-crash jobs dashboard ingest alerts replay record page state; do
+for b in counter broker-crash jobs dashboard ingest alerts replay record page state shards; do
 	grep -q "^  scripts/bench $b" "$T/help" || fail "--help does not list $b"
 done
 "$bench" dashboard --help | grep -q -- '--svg PATH' || fail "dashboard --help has no --svg"
@@ -70,5 +74,23 @@ assert (r["modules"], r["weeks"], r["per_week"], len(r["months"])) == (50, 6, 5,
 assert last["recv_rows"] + (last["folded"] or 0) == 50 * 6 * 5
 assert last["diag_rows"] >= 50 * 6
 assert r["start"]["rtt_ms"]["n"] == 4 * 50 and r["end"]["rtt_ms"]["n"] == 2 * 50
+PY
+note "shards, tiny"
+"$bench" shards --events 2000 --runs 1 >"$T/shards.out" 2>&1 ||
+	fail "scripts/bench shards failed: $(tail -5 "$T/shards.out")"
+for case in 'raw broker' 'S=1 counter' 'S=4 sharded publishers' 'S=4 through the router'; do
+	grep -q "^$case " "$T/shards.out" || fail "no row for $case: $(cat "$T/shards.out")"
+done
+python3 - "$MQPIPE_ROOT/build/bench/shards.json" <<'PY' || fail "build/bench/shards.json: $(cat "$MQPIPE_ROOT/build/bench/shards.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["cases"]
+assert (r["events"], r["runs"], r["shards"]) == (2000, 1, 4)
+assert set(c) == {"raw", "s1", "s4", "router"}
+assert all(c[k]["eps"] > 0 for k in c)
+assert "counter" in c["s1"]["cpu_s_per_100k"]
+assert all(f"counter-{k}" in c["s4"]["cpu_s_per_100k"] for k in range(4))
+assert "router" in c["router"]["cpu_s_per_100k"] and "counters" in c["router"]["cpu_s_per_100k"]
+assert r["targets"]["router_over_s1_counter"] > 0
 PY
 note "ok"

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from . import alerts, counter, dashboard, ingest, jobs, page, state, tools
+from . import alerts, counter, dashboard, ingest, jobs, page, shards, state, tools
 from .fixture import BenchError, Workspace
 
 EX_USAGE = 64
@@ -25,8 +25,9 @@ BENCHMARKS = {
     "record": (tools.bench_record, ("events", "runs")),
     "page": (page.bench_page, ("events",)),
     "state": (state.bench_state, ("modules", "weeks", "per-week")),
+    "shards": (shards.bench_shards, ("events", "runs")),
 }
-DEFAULT_EVENTS = {"ingest": 20000, "page": 20000}
+DEFAULT_EVENTS = {"ingest": 20000, "page": 20000, "shards": 40000}
 
 
 def count(text):
@@ -55,7 +56,8 @@ def scale(text):
 
 
 OPTIONS = {
-    "events": dict(type=count, metavar="N", help="messages, events or points (default 100000; ingest, page: 20000)"),
+    "events": dict(type=count, metavar="N",
+                   help="messages, events or points (default 100000; ingest, page: 20000; shards: 40000)"),
     "runs": dict(type=count, default=5, metavar="R", help="runs, the median is kept (default 5)"),
     "requests": dict(type=count, default=20, metavar="N", help="dashboard requests per mode (default 20)"),
     "setup-ms": dict(type=millis, default=500, metavar="MS", help="the aggregator's --setup-ms (default 500)"),
