@@ -34,6 +34,7 @@ struct applier {
 	int64_t next_reclaim_ms; /* when to look for free space to give back */
 	int reclaim_due;         /* the store has some: a step gives it back */
 	int ask_republish_due;   /* the session was lost: a step asks for a republish */
+	int64_t asked_ms;        /* when it last asked (Unix ms, 0: never): once a second at most */
 	/* When each shard's republish request was last answered (Unix ms): an
 	 * outsider repeating requests makes a producer resend at most this often. */
 	int64_t republished_ms[MQP_SHARDS_MAX];
@@ -392,6 +393,13 @@ static int applier__tick(struct applier *a)
 	return rc;
 }
 
+/* Whether a republish request is to be sent now: one is due, and the last
+ * went out long enough ago (mqp_shard_ask_at); a later one waits. */
+static int applier__ask_due(const struct applier *a, int64_t now_ms)
+{
+	return a->ask_republish_due && now_ms >= mqp_shard_ask_at(a->asked_ms, now_ms);
+}
+
 /* Asks the producers for shard K's recent outputs, through the outbox like
  * any output (README "Scaling out"). Returns 0 or a negative error. */
 static int applier__ask_republish(struct applier *a)
@@ -399,6 +407,7 @@ static int applier__ask_republish(struct applier *a)
 	const struct mqp_options *o = a->p.opts;
 	char topic[64];
 	a->ask_republish_due = 0;
+	a->asked_ms = mqp_now_ms();
 	snprintf(topic, sizeof(topic), MQP_REPUBLISH_TOPIC "/%d", o->shard);
 	cJSON *ask = cJSON_CreateObject();
 	char *payload = ask && mqp_json_add_uint(ask, "shard", (uint64_t)o->shard) &&
@@ -422,7 +431,7 @@ static int applier__step_body(struct applier *a)
 	int n = rc ? rc : mqp_inbox_read(a->p.inbox, APPLIER__BATCH, applier__apply, a);
 	if (n > 0)
 		rc = mqp_store_meta_set(a->p.store, "inbox_seq", (int64_t)mqp_inbox_last_seq(a->p.inbox));
-	if (n >= 0 && !rc && a->ask_republish_due)
+	if (n >= 0 && !rc && applier__ask_due(a, mqp_now_ms()))
 		rc = applier__ask_republish(a);
 	if (n >= 0 && !rc && a->p.agent->tick)
 		rc = applier__tick(a);
@@ -480,6 +489,10 @@ static int applier__wait_ms(struct applier *a)
 		int64_t until = a->next_tick_ms - mqp_now_ms();
 		wait_ms = until <= 0 ? 0 : until < wait_ms ? (int)until : wait_ms;
 	}
+	if (a->ask_republish_due) { /* a request waiting for its second */
+		int64_t until = mqp_shard_ask_at(a->asked_ms, mqp_now_ms()) - mqp_now_ms();
+		wait_ms = until <= 0 ? 0 : until < wait_ms ? (int)until : wait_ms;
+	}
 	return wait_ms;
 }
 
@@ -506,7 +519,7 @@ int applier__turn(struct applier *a, int stopping)
 		a->next_reclaim_ms = now + APPLIER__RECLAIM_EVERY_MS;
 		a->reclaim_due = a->reclaim_due || mqp_store_reclaimable(a->p.store) > 0;
 	}
-	int tick_due = a->ask_republish_due || (a->next_tick_ms && now >= a->next_tick_ms) ||
+	int tick_due = applier__ask_due(a, now) || (a->next_tick_ms && now >= a->next_tick_ms) ||
 		       deadletter__due(a->p.deadletters, now) || a->reclaim_due;
 	if (ready || outcomes || tick_due) {
 		int n = applier__step(a);

@@ -9,6 +9,7 @@
 #include "mqpipe/net.h"
 #include "mqpipe/notify.h"
 #include "mqpipe/runtime.h"
+#include "mqpipe/shard.h"
 #include "session_internal.h"
 
 #define SESSION__MIN_RECEIVE_MAX 1000 /* below it, warn at connect (net.h) */
@@ -90,8 +91,13 @@ static void session__on_connected(void *context, char *cause)
 	atomic_store(&s->broker_fd, fd);
 	if (buffer_rc) /* Paho's reads stay unbuffered: slower, still correct */
 		mqp_warn("read_buffer_not_set", "msg=\"%s\"", mqp_strerror(buffer_rc));
-	if (atomic_fetch_add(&s->connects, 1) > 0) /* a reconnect, not the first connect */
+	if (atomic_fetch_add(&s->connects, 1) > 0) { /* a reconnect, not the first connect */
 		atomic_store(&s->republish_due, 1);
+		/* Paho gives an automatic reconnect no sessionPresent (only the
+		 * first connect's onSuccess5 has it): taken as lost (shard.h). */
+		if (mqp_shard_session_lost(0, 0))
+			atomic_store(&s->session_absent, 1);
+	}
 	if (n <= 0)
 		mqp_warn("nodelay_not_set", "broker=%s result=%d", s->p.opts->broker, n);
 	mqp_info("connected", "broker=%s cause=\"%s\" nodelay_sockets=%d", s->p.opts->broker,
@@ -108,7 +114,8 @@ static void session__on_connected(void *context, char *cause)
 static void session__on_connect_ok(void *context, MQTTAsync_successData5 *response)
 {
 	struct session *s = context;
-	if (response && !response->alt.connect.sessionPresent)
+	if (mqp_shard_session_lost(response != NULL,
+				   response ? response->alt.connect.sessionPresent : 0))
 		atomic_store(&s->session_absent, 1);
 	int receive_max = mqp_net_receive_maximum(response ? &response->properties : NULL);
 	mqp_info("connect_ok", "server=%s session_present=%d receive_maximum=%d",

@@ -47,3 +47,16 @@ size_t mqp_shard_level(const char *topic, size_t len, uint32_t shards, uint32_t 
 	*shard = k;
 	return i + 1;
 }
+
+int mqp_shard_session_lost(int flag_known, int session_present)
+{
+	return !flag_known || !session_present;
+}
+
+int64_t mqp_shard_ask_at(int64_t last_ask_ms, int64_t now_ms)
+{
+	if (last_ask_ms <= 0)
+		return now_ms;
+	int64_t at = last_ask_ms + MQP_REPUBLISH_ASK_EVERY_MS;
+	return at > now_ms ? at : now_ms;
+}

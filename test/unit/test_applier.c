@@ -289,6 +289,19 @@ Test(applier_shard, a_lost_session_asks_for_its_shards_republish_once)
 	cr_assert_eq(fixture_published("p/mqpipe/republish/1"), 1, "once per lost session");
 }
 
+Test(applier_shard, a_session_lost_again_within_a_second_asks_a_second_later)
+{
+	fx.fake.session_lost = 1;
+	applier__turn(fx.applier, 1);
+	cr_assert_eq(fixture_published("p/mqpipe/republish/1"), 1);
+	fx.fake.session_lost = 1; /* an automatic reconnect at once: lost again, maybe */
+	applier__turn(fx.applier, 1);
+	cr_assert_eq(fixture_published("p/mqpipe/republish/1"), 1, "not twice in a second");
+	usleep(1100 * 1000);
+	applier__turn(fx.applier, 1);
+	cr_assert_eq(fixture_published("p/mqpipe/republish/1"), 2, "asked once the second is over");
+}
+
 Test(applier_shard, with_ask_republish_off_a_lost_session_asks_nothing)
 {
 	fx.opts.ask_republish_off = 1;

@@ -51,3 +51,20 @@ Test(shard, level_is_read_back_only_when_well_formed_and_below_the_shards)
 			     bad[i]);
 	cr_assert_eq(mqp_shard_level(t, strlen(t), 1, &k), 0, "no shard topics with one shard");
 }
+
+Test(shard, a_connect_without_a_session_or_without_the_flag_counts_as_lost)
+{
+	cr_assert_eq(mqp_shard_session_lost(1, 1), 0, "the broker kept it");
+	cr_assert_eq(mqp_shard_session_lost(1, 0), 1, "the broker had none");
+	/* Paho's automatic reconnect reports no sessionPresent: maybe another node. */
+	cr_assert_eq(mqp_shard_session_lost(0, 0), 1);
+	cr_assert_eq(mqp_shard_session_lost(0, 1), 1);
+}
+
+Test(shard, an_owner_asks_at_most_once_a_second)
+{
+	cr_assert_eq(mqp_shard_ask_at(0, 5000), 5000, "never asked: now");
+	cr_assert_eq(mqp_shard_ask_at(4500, 5000), 4500 + MQP_REPUBLISH_ASK_EVERY_MS);
+	cr_assert_eq(mqp_shard_ask_at(4000, 5000), 5000, "a second ago: now");
+	cr_assert_eq(mqp_shard_ask_at(1000, 9000), 9000);
+}

@@ -17,6 +17,7 @@
 /* mqpipe/republish/<K>: an owner of shard K that found its session gone asks
  * every producer to publish again its recent outputs for shard K. */
 #define MQP_REPUBLISH_TOPIC "mqpipe/republish"
+#define MQP_REPUBLISH_ASK_EVERY_MS 1000 /* an owner asks at most this often */
 
 /* The shard, 0..shards-1, of the len bytes at key. shards 0 counts as 1. */
 uint32_t mqp_shard_of(const void *key, size_t len, uint32_t shards);
@@ -30,5 +31,18 @@ int mqp_shard_topic(uint32_t shards, uint32_t shard, const char *topic, char *bu
  * *shard to K and returns the length of that level and its slash; else
  * returns 0. */
 size_t mqp_shard_level(const char *topic, size_t len, uint32_t shards, uint32_t *shard);
+
+/* Whether a connect may have lost the owner's session, so that it asks for a
+ * republish (README "Scaling out"): when the broker said it had none
+ * (flag_known and !session_present), and when it cannot have said: Paho
+ * 1.3 hands the CONNACK's sessionPresent to the first connect's onSuccess5
+ * only, and an automatic reconnect (flag_known 0), which may have failed
+ * over to a node that never had the session, is taken as lost. Returns 1 or 0. */
+int mqp_shard_session_lost(int flag_known, int session_present);
+
+/* When (Unix ms) an owner that last asked at last_ask_ms (0: never) may ask
+ * again, at now_ms or later: at most once per MQP_REPUBLISH_ASK_EVERY_MS, so
+ * a connection that flaps cannot flood the producers. */
+int64_t mqp_shard_ask_at(int64_t last_ask_ms, int64_t now_ms);
 
 #endif
