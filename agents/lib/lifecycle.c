@@ -289,8 +289,11 @@ static void lifecycle__round(struct lifecycle *lc, struct lifecycle__timers *t, 
 	}
 }
 
-/* Runs the main loop until SIGTERM or SIGINT (returns it), or until the
- * applier failed (returns 0). */
+#define LIFECYCLE__TAKEN_OVER (-1)
+
+/* Runs the main loop until SIGTERM or SIGINT (returns it), until the
+ * applier failed (returns 0), or until another process took the session
+ * over (returns LIFECYCLE__TAKEN_OVER). */
 static int lifecycle__loop(struct lifecycle *lc, const sigset_t *sigs)
 {
 	int64_t now = clock__mono_ms();
@@ -303,6 +306,8 @@ static int lifecycle__loop(struct lifecycle *lc, const sigset_t *sigs)
 			return sig;
 		if (applier__failed(lc->applier))
 			return 0;
+		if (session__taken_over(lc->session))
+			return LIFECYCLE__TAKEN_OVER;
 		lifecycle__round(lc, &t, clock__mono_ms());
 	}
 }
@@ -333,6 +338,21 @@ static int lifecycle__run(struct lifecycle *lc, const sigset_t *sigs)
 		 * unacknowledged outputs in the outbox; both resume at the next
 		 * start, which systemd makes (Restart=on-failure). */
 		_exit(MQP_EX_SOFTWARE);
+	}
+	if (sig == LIFECYCLE__TAKEN_OVER) {
+		/* Another process has this client id, so its session and inputs
+		 * (README "Moving a shard"). Stopping here also stops Paho's
+		 * reconnects (they would take the session back a second later);
+		 * no offline status: the status topic is the other process's now.
+		 * What was acknowledged is applied; unsent outputs stay in the
+		 * outbox. EX_CONFIG: systemd does not restart it. */
+		mqp_error("session_taken_over",
+			  "client_id=%s msg=\"another process connected with this client id: two "
+			  "instances of one agent or shard would each apply part of its inputs\" "
+			  "action=stop exit=%d",
+			  lc->opts.client_id, MQP_EX_CONFIG);
+		lifecycle__shutdown(session__ops(lc->session), lc->applier, lc->outbox, lc->inbox);
+		return MQP_EX_CONFIG;
 	}
 	mqp_info("signal", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	return lifecycle__shutdown(session__ops(lc->session), lc->applier, lc->outbox, lc->inbox)

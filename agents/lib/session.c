@@ -26,6 +26,30 @@ static void session__on_connection_lost(void *context, char *cause)
 		 mqp_log_quote(qc, sizeof(qc), cause ? cause : "unknown"));
 }
 
+/* Paho calls this when the broker sends a DISCONNECT (MQTT 5). Reason 142,
+ * session taken over: another process connected with this client id, such
+ * as a shard started on a second host before it was stopped on the first.
+ * Reconnecting would take the session back, and the two would alternate,
+ * each applying part of the inputs to its own state, so the lifecycle
+ * stops this one instead (README "Moving a shard"). */
+static void session__on_server_disconnect(void *context, MQTTProperties *props,
+					  enum MQTTReasonCodes reason)
+{
+	struct session *s = context;
+	(void)props;
+	atomic_store(&s->online, 0);
+	if (reason == MQTTREASONCODE_SESSION_TAKEN_OVER)
+		atomic_store(&s->taken_over, 1); /* logged by the lifecycle, which acts on it */
+	else
+		mqp_warn("broker_disconnected", "broker=%s reason=%d action=reconnect", s->p.opts->broker,
+			 (int)reason);
+}
+
+int session__taken_over(struct session *s)
+{
+	return atomic_load(&s->taken_over);
+}
+
 static void session__on_subscribed(void *context, MQTTAsync_successData5 *response)
 {
 	struct session *s = context;
@@ -351,7 +375,9 @@ static int session__create_client(struct session *s)
 					MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro) != MQTTASYNC_SUCCESS ||
 	    MQTTAsync_setCallbacks(s->client, s, session__on_connection_lost, session__on_message,
 				   NULL) != MQTTASYNC_SUCCESS ||
-	    MQTTAsync_setConnected(s->client, s, session__on_connected) != MQTTASYNC_SUCCESS) {
+	    MQTTAsync_setConnected(s->client, s, session__on_connected) != MQTTASYNC_SUCCESS ||
+	    MQTTAsync_setDisconnected(s->client, s, session__on_server_disconnect) !=
+		    MQTTASYNC_SUCCESS) {
 		mqp_error("mqtt_create_failed", "broker=%s", s->p.opts->broker);
 		return MQP_ERR_MQTT;
 	}

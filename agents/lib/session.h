@@ -59,6 +59,11 @@ int session__take_subscribe_failed(struct session *s);
 /* Subscribes again when connected (after a failed subscribe). */
 void session__resubscribe(struct session *s);
 
+/* True once the broker said another connection took this client id over
+ * (MQTT 5 DISCONNECT 142, session taken over): another process runs this
+ * agent (or shard) with the same client id. Stays true. */
+int session__taken_over(struct session *s);
+
 /* True while connected and subscribed; true once it ever was. */
 int session__online(struct session *s);
 int session__ever_online(struct session *s);

@@ -31,6 +31,9 @@ struct session {
 	/* The last connect found no session (sessionPresent 0): once subscribed,
 	 * a sharded agent asks for a republish (README "Scaling out"). */
 	atomic_int session_absent, ask_republish_due;
+	/* The broker disconnected us because another connection took this
+	 * client id (MQTT 5 reason 142): the lifecycle stops the agent. */
+	atomic_int taken_over;
 	/* -b's list, split: Paho's serverURIs, tried in order. */
 	char uri_buf[512];
 	char *uris[16];

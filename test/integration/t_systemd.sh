@@ -21,7 +21,7 @@ mkdir "$T/units"
 for u in "${units[@]}"; do
 	name=$(basename "$u" | sed 's/@\.service$/@1.service/')
 	cp "$u" "$T/units/$name"
-	for key in Type=notify WatchdogSec= Restart=on-failure RestartPreventExitStatus=64 StateDirectory= DynamicUser=yes \
+	for key in Type=notify WatchdogSec= Restart=on-failure RestartPreventExitStatus="64 78" StateDirectory= DynamicUser=yes \
 		NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
 		RestrictAddressFamilies= SystemCallFilter=@system-service CapabilityBoundingSet=; do
 		grep -q "^$key" "$u" || fail "$(basename "$u") lacks $key"

@@ -128,6 +128,32 @@ case_move() {
 }
 it_case a-session-moves-between-nodes-with-its-queue case_move owners-on-node-a-get-what-the-router-on-b-sends
 
+# Two instances of one shard (a shard started on a second host before it
+# was stopped on the first): ejabberd gives the session to the last to
+# connect and tells the first (DISCONNECT 142), which stops with exit 78
+# rather than take it back (README "Moving a shard").
+case_taken_over() {
+	local b=tcp://127.0.0.1:$EJ_PORT_b rc=0
+	on tk-counter-0 mqpipe-counter -b "$b" -p tk --shard 0 -d "$T/tkA.db" --ask-republish off
+	local first=$AGENT_PID
+	mv "$T/tk-counter-0.log" "$T/tkA.log"
+	on tk-counter-0 mqpipe-counter -b "$b" -p tk --shard 0 -d "$T/tkB.db" --ask-republish off
+	wait_for 30 bash -c "! kill -0 $first 2>/dev/null" || fail "the first instance still runs: $(tail -n 3 "$T/tkA.log")"
+	wait "$first" || rc=$?
+	[ "$rc" -eq 78 ] && grep -q 'event=session_taken_over' "$T/tkA.log" ||
+		fail "the first instance exited $rc: $(tail -n 3 "$T/tkA.log")"
+	echo '{"moduleId":"m-1","timestamp":9}' >"$T/tk-one"
+	pub_b tk/shard/0/recv_message "$T/tk-one"
+	wait_for 20 bash -c "[ \$(sqlite3 -cmd '.timeout 5000' '$T/tkB.db' 'SELECT count(*) FROM recv_message') = 1 ]" ||
+		fail "the second instance did not apply what followed"
+	[ "$(sqlite3 -cmd '.timeout 5000' "$T/tkA.db" 'SELECT count(*) FROM recv_message')" = 0 ] ||
+		fail "the first instance applied it too"
+	kill -0 "$AGENT_PID" && ! grep -q session_taken_over "$T/tk-counter-0.log" ||
+		fail "the second instance stopped: $(tail -n 3 "$T/tk-counter-0.log")"
+	stop_pid "$AGENT_PID"
+}
+it_case second-instance-of-a-shard-stops-the-first-exit-78 case_taken_over a-session-moves-between-nodes-with-its-queue
+
 case_node_lost() {
 	local v k before=()
 	for v in on off; do for k in 0 1; do before+=("$(onlines "$v-counter-$k")"); done; done

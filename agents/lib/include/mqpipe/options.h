@@ -18,6 +18,7 @@
 #define MQP_EX_SOFTWARE 70  /* EX_SOFTWARE: our own failure (a database error, a bug) */
 #define MQP_EX_CANTCREAT 73 /* EX_CANTCREAT: the state cannot be created or opened */
 #define MQP_EX_TEMPFAIL 75  /* EX_TEMPFAIL: another agent holds the state */
+#define MQP_EX_CONFIG 78    /* EX_CONFIG: another process took this client id's session */
 
 /* The number of elements of an array (not a pointer). */
 /* The default --max-payload: 1 MiB, far above any payload of README "Topics and payloads". */
