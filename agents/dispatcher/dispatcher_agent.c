@@ -283,15 +283,7 @@ static int dispatcher__retain_option(void *ctx, const char *arg, char *err, size
 /* --case-timeout DURATION: as --retain-jobs, at least a second. */
 static int dispatcher__timeout_option(void *ctx, const char *arg, char *err, size_t errlen)
 {
-	int64_t ms;
-	if (mqp_duration_arg(arg, &ms, err, errlen))
-		return -1;
-	if (ms < 1000) {
-		snprintf(err, errlen, "'%s': at least 1 second", arg);
-		return -1;
-	}
-	((struct dispatcher *)ctx)->case_timeout_ms = ms;
-	return 0;
+	return mqp_duration_arg_1s(arg, &((struct dispatcher *)ctx)->case_timeout_ms, err, errlen);
 }
 
 /* --case-attempts N: 1 to DISPATCHER__CASE_ATTEMPTS_MAX. */

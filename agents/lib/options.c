@@ -44,6 +44,19 @@ int mqp_duration_arg(const char *arg, int64_t *ms, char *err, size_t errlen)
 	return -1;
 }
 
+int mqp_duration_arg_1s(const char *arg, int64_t *ms, char *err, size_t errlen)
+{
+	int64_t v;
+	if (mqp_duration_arg(arg, &v, err, errlen))
+		return -1;
+	if (v < 1000) {
+		snprintf(err, errlen, "'%s': at least 1 second", arg);
+		return -1;
+	}
+	*ms = v;
+	return 0;
+}
+
 int mqp_parse_long(const char *text, long min, long max, long *out)
 {
 	char *end;

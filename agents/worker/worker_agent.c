@@ -244,16 +244,7 @@ static int worker__profile_option(void *ctx, const char *arg, char *err, size_t 
  * the session, and its queued cases, at every lost connection). */
 static int worker__expiry_option(void *ctx, const char *arg, char *err, size_t errlen)
 {
-	struct worker *w = ctx;
-	int64_t ms;
-	if (mqp_duration_arg(arg, &ms, err, errlen))
-		return -1;
-	if (ms < 1000) {
-		snprintf(err, errlen, "'%s': at least 1 second", arg);
-		return -1;
-	}
-	w->session_expiry_ms = ms;
-	return 0;
+	return mqp_duration_arg_1s(arg, &((struct worker *)ctx)->session_expiry_ms, err, errlen);
 }
 
 static const struct mqp_extra_option worker__options[] = {

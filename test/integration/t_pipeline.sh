@@ -13,16 +13,8 @@ cleanup_pipeline() {
 	it_cleanup
 }
 trap cleanup_pipeline EXIT
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-	MQPIPE_PORT=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-	port_in_use $MQPIPE_PORT || break
-done
-export MQPIPE_PORT
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-	MQPIPE_WEB_PORT=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-	port_in_use $MQPIPE_WEB_PORT || break
-done
-export MQPIPE_WEB_PORT
+MQPIPE_PORT=$(free_port) && MQPIPE_WEB_PORT=$(free_port) || fail "no free port"
+export MQPIPE_PORT MQPIPE_WEB_PORT
 
 "$MQPIPE_ROOT/scripts/pipeline" demo >"$T/demo.out" 2>&1 || fail "demo failed: $(tail -5 "$T/demo.out")"
 cat "$T/demo.out"

@@ -140,4 +140,8 @@ int mqp_parse_duration(const char *text, int64_t *ms);
  * duration looks like. Returns 0 or -1. */
 int mqp_duration_arg(const char *arg, int64_t *ms, char *err, size_t errlen);
 
+/* mqp_duration_arg for a duration of at least one second (a timeout or an
+ * expiry, where 0 would mean at once). Returns 0 or -1 with err set. */
+int mqp_duration_arg_1s(const char *arg, int64_t *ms, char *err, size_t errlen);
+
 #endif
