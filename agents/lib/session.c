@@ -64,11 +64,17 @@ static void session__on_subscribed(void *context, MQTTAsync_successData5 *respon
 	if (response && !several && response->reasonCode > MQTTREASONCODE_GRANTED_QOS_2)
 		mqp_error("subscribe_refused", "filter=%s reason=%d", s->subs[0],
 			  response->reasonCode);
+	/* A lost session asks for a republish at once, before the status says
+	 * online: waiting for the applier's next input would send the request
+	 * after inputs began, and the producers' answer would repeat them
+	 * (a repeated bad input is a second dead letter). */
+	if (atomic_exchange(&s->session_absent, 0)) {
+		atomic_store(&s->ask_republish_due, 1);
+		mqp_inbox_wake(s->p.inbox);
+	}
 	session__publish(s, SESSION__ID_STATUS, s->status_topic, s->online_payload,
 		      strlen(s->online_payload), 1, 1, NULL, 0);
 	atomic_store(&s->online, 1);
-	if (atomic_exchange(&s->session_absent, 0))
-		atomic_store(&s->ask_republish_due, 1);
 	mqp_info("online", "broker=%s client_id=%s subscriptions=%d", s->p.opts->broker,
 		 s->p.opts->client_id, s->n_subs);
 	if (!atomic_exchange(&s->ever_online, 1))
