@@ -33,15 +33,17 @@ it_setup() {
 	note "broker on $BROKER_URI (pid $BROKER_PID), dir $T"
 }
 
-# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds.
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds,
+# for SECONDS of wall time (not a count of tries: a check that takes 0.3 s
+# on a busy machine, such as a Python normalize, made "60" four minutes).
 wait_for() {
-	local secs=$1 i
+	local end=$((SECONDS + $1))
 	shift
-	for ((i = 0; i < secs * 10; i++)); do
+	while :; do
 		"$@" && return 0
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.1
 	done
-	return 1
 }
 
 # log_has FILE PATTERN: the log holds a line matching PATTERN (grep -E).
@@ -231,3 +233,33 @@ it_cases_done() {
 	[ "$IT_CASES_FAILED" -eq 0 ] || { echo "FAIL: $IT_CASES_FAILED case(s) failed" >&2; exit 1; }
 	echo "ok"
 }
+
+# secure_sample_traces SEC [EXCLUDE]: replays each sample trace on the secure
+# broker under its own publisher identity, mqpipe-replay-N (made by the secure
+# setup's --user), and waits until $T/out.jsonl, a recording, holds every
+# expected output (normalized, lines matching EXCLUDE left out); fails with
+# the difference. A replay is given 120 s: one that hangs fails with its log.
+secure_sample_traces() {
+	local sec=$1 exclude=${2:-} pids=() n=0 f p
+	sort "$MQPIPE_ROOT"/test/traces/*.expected >"$T/want.txt"
+	for f in "$MQPIPE_ROOT"/test/traces/*.jsonl; do
+		n=$((n + 1))
+		[ -f "$sec/mqpipe-replay-$n.password" ] || fail "no identity mqpipe-replay-$n for trace $f"
+		timeout 120 "$BIN/mqpipe-replay" -b "$BROKER_URI" --cafile "$sec/ca.crt" -u "mqpipe-replay-$n" \
+			--password-file "$sec/mqpipe-replay-$n.password" --speed 4 "$f" 2>>"$T/replay.err" &
+		pids+=("$!")
+	done
+	for p in "${pids[@]}"; do wait "$p" || fail "replay (exit $?): $(tail -5 "$T/replay.err")"; done
+	SECURE__WANT=$(wc -l <"$T/want.txt") SECURE__EXCLUDE=$exclude
+	wait_for 60 secure__enough || true
+	sleep 0.5
+	secure__got >"$T/got.txt"
+	diff "$T/want.txt" "$T/got.txt" >"$T/diff.txt" ||
+		fail "$(grep -c '^<' "$T/diff.txt") expected outputs missing, $(grep -c '^>' "$T/diff.txt") unexpected: $(head -10 "$T/diff.txt")"
+	note "$SECURE__WANT outputs as expected"
+}
+secure__got() { # the recorded outputs, normalized, without those matching SECURE__EXCLUDE
+	if [ -n "$SECURE__EXCLUDE" ]; then grep -v -- "$SECURE__EXCLUDE" "$T/out.jsonl"; else cat "$T/out.jsonl"; fi |
+		"$MQPIPE_ROOT/scripts/traces" normalize
+}
+secure__enough() { [ "$(secure__got | wc -l)" -ge "$SECURE__WANT" ]; }

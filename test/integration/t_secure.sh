@@ -101,25 +101,8 @@ case_worker_client_id() {
 }
 it_case worker-client-id-is-its-user-name case_worker_client_id
 
-case_sample_traces() { # replayed by four publisher identities: their expected outputs
-	local pids=() n=0 f p want
-	sort "$MQPIPE_ROOT"/test/traces/*.expected >"$T/want.txt"
-	for f in "$MQPIPE_ROOT"/test/traces/*.jsonl; do
-		n=$((n + 1))
-		"$BIN/mqpipe-replay" -b "$BROKER_URI" --cafile "$SEC/ca.crt" -u "mqpipe-replay-$n" \
-			--password-file "$SEC/mqpipe-replay-$n.password" --speed 4 "$f" 2>>"$T/replay.err" &
-		pids+=("$!")
-	done
-	[ "$n" -le 4 ] || fail "more traces than replay identities"
-	for p in "${pids[@]}"; do wait "$p" || fail "replay: $(cat "$T/replay.err")"; done
-	want=$(wc -l <"$T/want.txt")
-	# (without the counter's own success_rate from above)
-	got() { grep -v by-the-counter "$T/out.jsonl" | "$MQPIPE_ROOT/scripts/traces" normalize; }
-	wait_for 60 bash -c "[ \$(grep -v by-the-counter '$T/out.jsonl' | '$MQPIPE_ROOT/scripts/traces' normalize | wc -l) -ge $want ]" || true
-	sleep 0.5
-	got >"$T/got.txt"
-	diff "$T/want.txt" "$T/got.txt" >"$T/diff.txt" || fail "outputs differ on the secure profile: $(head -10 "$T/diff.txt")"
-	note "$want outputs as expected"
+case_sample_traces() { # replayed by four publisher identities (without the counter's own success_rate from above)
+	secure_sample_traces "$SEC" by-the-counter
 }
 it_case sample-traces-give-expected-outputs case_sample_traces
 case_no_publish_refused() {

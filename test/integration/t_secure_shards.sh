@@ -63,22 +63,7 @@ case_client_ids() {
 it_case instance-client-id-is-its-identity case_client_ids
 
 case_sample_traces() { # published plain, through the router: their expected outputs
-	local pids=() n=0 f p want
-	sort "$MQPIPE_ROOT"/test/traces/*.expected >"$T/want.txt"
-	for f in "$MQPIPE_ROOT"/test/traces/*.jsonl; do
-		n=$((n + 1))
-		"$BIN/mqpipe-replay" -b "$BROKER_URI" --cafile "$SEC/ca.crt" -u "mqpipe-replay-$n" \
-			--password-file "$SEC/mqpipe-replay-$n.password" --speed 4 "$f" 2>>"$T/replay.err" &
-		pids+=("$!")
-	done
-	[ "$n" -le 4 ] || fail "more traces than replay identities"
-	for p in "${pids[@]}"; do wait "$p" || fail "replay: $(cat "$T/replay.err")"; done
-	want=$(wc -l <"$T/want.txt")
-	wait_for 60 bash -c "[ \$('$MQPIPE_ROOT/scripts/traces' normalize <'$T/out.jsonl' | wc -l) -ge $want ]" || true
-	sleep 0.5
-	"$MQPIPE_ROOT/scripts/traces" normalize <"$T/out.jsonl" >"$T/got.txt"
-	diff "$T/want.txt" "$T/got.txt" >"$T/diff.txt" || fail "outputs differ with 2 shards on the secure profile: $(head -10 "$T/diff.txt")"
-	note "$want outputs as expected"
+	secure_sample_traces "$SEC"
 }
 it_case sample-traces-through-router-give-expected-outputs case_sample_traces
 case_nothing_refused() {
