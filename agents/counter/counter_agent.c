@@ -263,6 +263,7 @@ int counter_agent(struct mqp_agent *agent)
 		.name = "counter",
 		.subscriptions = counter__subscriptions,
 		.sharded = 1,
+		.coalesce_reads = 1,
 		.migrations = counter_state_migrations,
 		.n_migrations = counter_state_n_migrations,
 		.options = counter__options,

@@ -18,6 +18,7 @@
 #include "deadletter.h"
 #include "lifecycle.h"
 #include "mqpipe/notify.h"
+#include "mqpipe/rxbuf.h"
 #include "mqpipe/shard.h"
 #include "outbox.h"
 #include "session.h"
@@ -392,6 +393,7 @@ int mqp_agent_main(const struct mqp_agent *agent, int argc, char **argv)
 	if (!lc.opts.max_payload) /* no --max-payload: the agent's own default, else the common one */
 		lc.opts.max_payload = agent->max_payload ? agent->max_payload : MQP_MAX_PAYLOAD_DEFAULT;
 	mqp_log_init(lc.opts.log_level, lc.opts.log_format, agent->name);
+	mqp_rxbuf_coalesce(agent->coalesce_reads);
 
 	/* Signals are taken synchronously by the main loop; every thread started
 	 * from here on inherits the blocked mask. */

@@ -28,6 +28,7 @@ int router_agent(struct mqp_agent *agent)
 		.subscriptions = route_topics,
 		.handle = router__handle,
 		.needs_shards = 1,
+		.coalesce_reads = 1,
 		/* A job.submit of 100 000 cases is several MB (README "Fan-out"). */
 		.max_payload = 16L << 20,
 	};

@@ -54,6 +54,11 @@ struct mqp_agent {
 	/* It only makes sense with --shards above 1 (the router): with 1, a
 	 * usage error. */
 	int needs_shards;
+	/* Its inputs are open streams, from publishers that do not wait on
+	 * its answers (the router, the counter): its receive thread may pause
+	 * 0.5 ms in a stream to take more packets a wake-up (mqp_rxbuf_coalesce).
+	 * Not for request/response agents, whose requesters wait on each pause. */
+	int coalesce_reads;
 	/* Filters subscribed as they are even when sharded (outputs of other
 	 * agents that an agent also reads: the alerter's rule topics); may be NULL. */
 	const char *const *plain_subscriptions;

@@ -11,6 +11,10 @@
  * - serves recv() from a buffer it fills with one large read;
  * - answers poll() for POLLIN at once while that buffer holds bytes, and for
  *   POLLOUT at once while the last writev() took every byte.
+ * - optionally (mqp_rxbuf_coalesce), in a stream, lets a poll() for POLLIN
+ *   that would wait sleep a little first, so the receive thread wakes once
+ *   for the packets of that time instead of once or twice a packet (on
+ *   these virtual machines a wake-up costs as much as a packet's handling).
  * Every other descriptor, and every recv() with flags, goes straight to the
  * C library. Bytes in the buffer were not acknowledged yet: holding them is
  * as safe as leaving them in the kernel's socket buffer.
@@ -39,5 +43,14 @@ void mqp_rxbuf_detach(int fd);
 /* Bytes of fd read from the kernel and not yet handed out: add them to
  * FIONREAD's count for what waits to be read. 0 when fd is not attached. */
 size_t mqp_rxbuf_held(int fd);
+
+/* Turns coalesced wake-ups on (on != 0) or off, for the whole process and
+ * whatever descriptor is attached: while a stream is on (a read found bytes
+ * less than a millisecond ago), a poll() for POLLIN that would wait first
+ * sleeps 0.5 ms, unless 16 KB already wait. A stream's packets so wait up
+ * to 0.5 ms more; a lone message never does. Off by default: a peer that
+ * waits on each answer (a request/response window) would wait on each
+ * pause too. */
+void mqp_rxbuf_coalesce(int on);
 
 #endif
