@@ -141,6 +141,23 @@ stop_pid "$BROKER_PID"
 BROKER_PID=
 note "Debian's mosquitto.conf + mqpipe-dev.conf: started, page served, counter online"
 
+# The broker plugin (README "Routing inside mosquitto"): in the package, and
+# Debian's mosquitto routes with it.
+plugin=$R/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/mqpipe/mqpipe_route.so
+[ -f "$plugin" ] || fail "no $plugin in the package"
+{ cat "$S/mosquitto/mqpipe-dev.conf"; printf 'plugin %s\nplugin_opt_shards 2\n' "$plugin"; } >"$T/mqpipe-route.conf"
+debian_broker route "$T/mqpipe-route.conf"
+mosquitto_sub -p "$MQTT_PORT" -t 'shard/+/recv_message' -C 1 -W 20 -v >"$T/routed.out" 2>&1 &
+sub=$!
+sleep 0.5
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t recv_message -m '{"moduleId":"m-1","timestamp":1}'
+wait "$sub" || true
+grep -q "^shard/$("$R/usr/bin/mqpipe-shard" --shards 2 m-1)/recv_message " "$T/routed.out" ||
+	fail "the packaged plugin did not route: $(cat "$T/routed.out") $(grep mqpipe_route "$T/route/mosquitto.log")"
+stop_pid "$BROKER_PID"
+BROKER_PID=
+note "Debian's mosquitto.conf + the packaged mqpipe_route.so: an input routed to its shard"
+
 "$S/secure/setup" "$T/secure" --systemd "$T/dropins" >"$T/setup.log" 2>&1 || fail "setup: $(tail -3 "$T/setup.log")"
 # setup's drop-ins on the packaged units (ExecStart pointed into $R, the
 # template as instance 1, as in t_systemd) pass systemd-analyze verify.

@@ -16,9 +16,10 @@ SHARDS = 4
 PUBLISHERS = 4       # parallel mosquitto_pub -l in every case, so the feed is the same
 MODULES_PER_SHARD = 4
 PER_100K = 100000
-CASES = ("raw", "s1", "s4", "router")
+CASES = ("raw", "s1", "s4", "router", "plugin")
 LABELS = {"raw": "raw broker", "s1": "S=1 counter", "s4": "S=4 sharded publishers",
-          "router": "S=4 through the router"}
+          "router": "S=4 through the router", "plugin": "S=4 routed in the broker"}
+PREFIX = {"s1": "s1", "s4": "s4", "router": "s4", "plugin": "s4p"}  # the agents' --prefix
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -97,7 +98,7 @@ def topics(case, k):
         return "s1/recv_message", "s1/weekly_diagnostic"
     if case == "s4":
         return f"s4/shard/{k}/recv_message", f"s4/shard/{k}/weekly_diagnostic"
-    return "s4/recv_message", "s4/weekly_diagnostic"  # the router's plain topics
+    return f"{PREFIX[case]}/recv_message", f"{PREFIX[case]}/weekly_diagnostic"  # plain: routed
 
 
 def publish_all(ws, case, paths, diags):
@@ -138,8 +139,7 @@ def one_run(ws, case, r, events, procs):
     if case == "raw":
         sub_args = ("-q", "1", "-t", "raw/+/recv_message", "-C", str(events))
     else:
-        prefix = "s1" if case == "s1" else "s4"
-        sub_args = ("-q", "1", "-t", f"{prefix}/success_rate", "-C", str(len(counts)))
+        sub_args = ("-q", "1", "-t", f"{PREFIX[case]}/success_rate", "-C", str(len(counts)))
     with open(out, "w") as f:
         sub = ws.spawn(sub_cmd(ws, *sub_args), stdout=f)
     time.sleep(0.3)
@@ -169,22 +169,37 @@ def bench_shards(ws, args):
     each process. Prints them and writes build/bench/shards.json;
     BenchError when a counter misses events."""
     events, runs = args.events, args.runs
-    b = ws.start_broker()
+    # The plugin case: mqpipe_route.so routes s4p/<input> (README "Routing
+    # inside mosquitto"), into four more counters; skipped without it.
+    plugin = os.path.normpath(os.path.join(ws.bin, "..", "lib", "mqpipe_route.so"))
+    cases = CASES if os.path.exists(plugin) else CASES[:-1]
+    template = None
+    if "plugin" in cases:
+        template = ws.path("route.conf.in")
+        with open(os.path.join(ws.root, "broker-config", "test.conf.in")) as f, open(template, "w") as out:
+            out.write(f.read() + f"plugin {plugin}\nplugin_opt_shards {SHARDS}\nplugin_opt_prefix {PREFIX['plugin']}\n")
+    else:
+        print(f"no {plugin}: the in-broker case is skipped", flush=True)
+    b = ws.start_broker(template)
     print(f"broker: {b.uri}  events: {events} per run  runs: {runs}  cores: {os.cpu_count()}", flush=True)
     s1 = start(ws, "counter", "mqpipe-counter", "s1")
     shards = [start(ws, f"counter-{k}", "mqpipe-counter", "s4", "--shards", str(SHARDS), "--shard", str(k))
               for k in range(SHARDS)]
     router = start(ws, "router", "mqpipe-router", "s4", "--shards", str(SHARDS))
+    # (their own client ids: the default mqpipe-counter-K is taken above)
+    routed = [start(ws, f"pcounter-{k}", "mqpipe-counter", PREFIX["plugin"], "--shards", str(SHARDS),
+                    "--shard", str(k), "-i", f"mqpipe-pcounter-{k}") for k in range(SHARDS)] if "plugin" in cases else []
     watched = {
         "raw": {"broker": b.proc},
         "s1": {"broker": b.proc, "counter": s1},
         "s4": {"broker": b.proc, **{f"counter-{k}": p for k, p in enumerate(shards)}},
         "router": {"broker": b.proc, "router": router, **{f"counter-{k}": p for k, p in enumerate(shards)}},
+        "plugin": {"broker": b.proc, **{f"counter-{k}": p for k, p in enumerate(routed)}},
     }
-    rates = {c: [] for c in CASES}
-    cpus = {c: {} for c in CASES}  # case -> process -> [s per 100k]
+    rates = {c: [] for c in cases}
+    cpus = {c: {} for c in cases}  # case -> process -> [s per 100k]
     for r in range(1, runs + 1):
-        order = CASES[r % len(CASES):] + CASES[:r % len(CASES)]  # who goes first changes
+        order = cases[r % len(cases):] + cases[:r % len(cases)]  # who goes first changes
         line = []
         for case in order:
             eps, cpu = one_run(ws, case, r, events, watched[case])
@@ -205,7 +220,7 @@ def bench_shards(ws, args):
     print()
     print("%-24s %9s %9s  %s" % ("case", "ev/s", "vs raw", "CPU s per 100 000 events (medians)"))
     raw = median(rates["raw"])
-    for case in CASES:
+    for case in cases:
         eps = median(rates[case])
         med = {name: median(v) for name, v in cpus[case].items()}
         result["cases"][case] = {"eps": eps, "ratio_to_raw": eps / raw, "cpu_s_per_100k": med}
@@ -221,4 +236,12 @@ def bench_shards(ws, args):
     print()
     print("cost per event, S=4 counters / S=1 counter: %.2f  (target <= 1)" % (s4c / s1c))
     print("router / S=1 counter:                        %.2f  (target < 1)" % (rc["router"] / s1c))
+    if "plugin" in cases:
+        # What routing costs inside the broker: its CPU over the broker's
+        # with publishers that shard themselves (the same deliveries).
+        pb = result["cases"]["plugin"]["cpu_s_per_100k"]["broker"]
+        sb = result["cases"]["s4"]["cpu_s_per_100k"]["broker"]
+        result["targets"]["in_broker_routing_over_s1_counter"] = (pb - sb) / s1c
+        print("in-broker routing (broker %.2f - %.2f) / S=1 counter: %.2f  (target < 1)"
+              % (pb, sb, (pb - sb) / s1c))
     write_result(ws.root, "shards", result)

@@ -5,7 +5,7 @@ import os
 import subprocess
 import time
 
-from .paths import ROOT
+from .paths import ROOT, bin_dir
 
 BROKER_SH = os.path.join(ROOT, "scripts/lib/broker.sh")
 
@@ -52,11 +52,17 @@ class Broker:
     """A mosquitto in directory (broker.sh broker_start: the test template,
     a free loopback port, persistence in directory); .pid, .port, .uri."""
 
-    def __init__(self, directory):
-        """Starts it; raises RuntimeError when it cannot (broker.sh has said why)."""
+    def __init__(self, directory, route_shards=0):
+        """Starts it; route_shards > 1: with mqpipe_route.so routing into
+        that many shards (README "Routing inside mosquitto"). Raises
+        RuntimeError when it cannot (broker.sh has said why)."""
         self.dir = directory
-        words = shell('broker_start "$D" >/dev/null && echo "$BROKER_PID $BROKER_PORT $BROKER_URI"',
-                      {"D": directory})
+        start = 'broker_start "$D"'
+        if route_shards > 1:
+            start = ('{ broker_route_template "$D.conf" "$S" || { echo "no mqpipe_route.so beside $MQPIPE_BIN" >&2; false; }; } && '
+                     'broker_start "$D" "$D.conf/route.conf.in"')
+        words = shell(start + ' >/dev/null && echo "$BROKER_PID $BROKER_PORT $BROKER_URI"',
+                      {"D": directory, "S": str(route_shards), "MQPIPE_BIN": bin_dir()})
         if not words:
             raise RuntimeError("the broker did not start")
         self.pid, self.port, self.uri = int(words[0]), words[1], words[2]

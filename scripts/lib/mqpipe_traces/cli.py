@@ -19,6 +19,9 @@
                                     --shards S: S shards (README "Scaling out"):
                                     counter, dispatcher, aggregator and alerter
                                     once per shard, mqpipe-router in front
+                                    --route-in-broker: with --shards, the
+                                    broker's mqpipe_route.so routes instead
+                                    of mqpipe-router
                                     $MQPIPE_AGENT_ARGS: more flags for every
                                     agent (e.g. --republish-window 0)
   scripts/traces normalize [FILE]   one line per output, from mqpipe-record
@@ -73,6 +76,7 @@ def run_parser():
     p.add_argument("--broker-kills", type=count, default=0)
     p.add_argument("--keep", action="store_true")
     p.add_argument("--shards", type=count, default=1)
+    p.add_argument("--route-in-broker", action="store_true")
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("traces", nargs="*")
     p.set_defaults(pace=["--speed", "1"])
@@ -104,7 +108,10 @@ def cmd_run(argv):
     if not 1 <= a.shards <= 1024:
         print("scripts/traces run: --shards: a whole number from 1 to 1024", file=sys.stderr)
         return EX_USAGE
-    return run(a.traces, expect, a.pace, a.chaos, a.broker_kills, a.keep, a.shards)
+    if a.route_in_broker and a.shards < 2:
+        print("scripts/traces run: --route-in-broker needs --shards S above 1", file=sys.stderr)
+        return EX_USAGE
+    return run(a.traces, expect, a.pace, a.chaos, a.broker_kills, a.keep, a.shards, a.route_in_broker)
 
 
 def cmd_generate(argv):

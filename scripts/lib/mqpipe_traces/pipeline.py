@@ -28,11 +28,12 @@ class Pipeline:
     """The pipeline's processes in one directory (.dir); stop() ends them
     all by PID and removes the directory unless .keep."""
 
-    def __init__(self, keep=False, two_workers=False, shards=1):
+    def __init__(self, keep=False, two_workers=False, shards=1, route_in_broker=False):
         """Makes the directory and starts the broker; two_workers: two
         workers sharing the cases (each killed on its own under faults);
         shards > 1: each sharded agent once per shard, and mqpipe-router
-        in front, which the replays publish to."""
+        in front, which the replays publish to (route_in_broker: the
+        broker's mqpipe_route.so instead)."""
         self.keep = keep
         self.dir = tempfile.mkdtemp(prefix="mqpipe-traces.", dir=os.environ.get("TMPDIR") or "/tmp")
         self.procs = {}  # agent name -> Popen
@@ -52,9 +53,10 @@ class Pipeline:
                 for k in range(shards):
                     self.args["%s-%d" % (a, k)] = ["--shards", str(shards), "--shard", str(k),
                                                    "-d", self.path("%s-%d.db" % (a, k)), *extra]
-            self.args["router"] = ["--shards", str(shards), "-d", self.path("router.db"), *extra]
+            if not route_in_broker:
+                self.args["router"] = ["--shards", str(shards), "-d", self.path("router.db"), *extra]
         try:
-            self.broker = Broker(self.path("broker"))
+            self.broker = Broker(self.path("broker"), shards if route_in_broker else 0)
         except RuntimeError:
             raise Failed(None)
 

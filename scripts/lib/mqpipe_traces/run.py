@@ -54,7 +54,7 @@ def wait_outputs(run, want):
     time.sleep(0.5)
 
 
-def run(traces, expect, pace, chaos_kills, broker_kills, keep, shards=1):
+def run(traces, expect, pace, chaos_kills, broker_kills, keep, shards=1, route_in_broker=False):
     """Replays traces (at pace: mqpipe-replay flags) into a fresh pipeline
     and compares what comes out with the expect files; with chaos_kills or
     broker_kills, meanwhile injects those faults and prints their report.
@@ -62,7 +62,7 @@ def run(traces, expect, pace, chaos_kills, broker_kills, keep, shards=1):
     directory then kept)."""
     faults = chaos_kills + broker_kills
     try:
-        p = Pipeline(keep, two_workers=faults > 0, shards=shards)
+        p = Pipeline(keep, two_workers=faults > 0, shards=shards, route_in_broker=route_in_broker)
     except Failed:
         return 1
     try:
