@@ -85,6 +85,7 @@ static int route_plugin__on_message(int event, void *event_data, void *userdata)
 	if (!m->topic || strncmp(m->topic, rp->prefix, rp->prefix_len) != 0)
 		return MOSQ_ERR_SUCCESS;
 	const char *bare = m->topic + rp->prefix_len;
+	const void *payload = m->payload ? m->payload : ""; /* mosquitto's, NULL when empty */
 	int routed = strncmp(bare, "metrics/", 8) == 0;
 	for (size_t i = 0; route_topics[i] && !routed; i++)
 		routed = strcmp(bare, route_topics[i]) == 0;
@@ -92,8 +93,8 @@ static int route_plugin__on_message(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_SUCCESS;
 	char key[ROUTE_KEY_MAX + 1], shard_topic[ROUTE_PLUGIN__TOPIC_MAX], out[ROUTE_PLUGIN__TOPIC_MAX];
 	struct mqp_reason why = {0};
-	if (route_key(bare, m->payload, m->payloadlen, key, &why)) {
-		route_plugin__deadletter(rp, m->topic, bare, why.text, m->payload, m->payloadlen);
+	if (route_key(bare, payload, m->payloadlen, key, &why)) {
+		route_plugin__deadletter(rp, m->topic, bare, why.text, payload, m->payloadlen);
 		return MOSQ_ERR_SUCCESS;
 	}
 	uint32_t k = mqp_shard_of(key, strlen(key), rp->shards);
@@ -101,11 +102,11 @@ static int route_plugin__on_message(int event, void *event_data, void *userdata)
 	if (mqp_shard_topic(rp->shards, k, bare, shard_topic, sizeof(shard_topic)) == MQP_OK)
 		n = snprintf(out, sizeof(out), "%s%s", rp->prefix, shard_topic);
 	if (n < 0 || (size_t)n >= sizeof(out)) {
-		route_plugin__deadletter(rp, m->topic, bare, "topic too long to route", m->payload,
+		route_plugin__deadletter(rp, m->topic, bare, "topic too long to route", payload,
 					 m->payloadlen);
 		return MOSQ_ERR_SUCCESS;
 	}
-	if (mosquitto_broker_publish_copy(NULL, out, (int)m->payloadlen, m->payload, 1, false, NULL) !=
+	if (mosquitto_broker_publish_copy(NULL, out, (int)m->payloadlen, payload, 1, false, NULL) !=
 	    MOSQ_ERR_SUCCESS)
 		mosquitto_log_printf(MOSQ_LOG_ERR, "mqpipe_route: out of memory routing %s", m->topic);
 	return MOSQ_ERR_SUCCESS;

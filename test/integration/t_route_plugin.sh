@@ -44,7 +44,11 @@ case_keyless() { # as mqpipe-router: a dead letter naming the field, no shard co
 	wait_for 20 log_has "$T/keyless.out" '"agent":"router"' || fail "no dead letter: $(cat "$T/keyless.out")"
 	grep -q '^p/deadletter/weekly_diagnostic .*"reason":"[^"]*moduleId' "$T/keyless.out" ||
 		fail "the dead letter: $(cat "$T/keyless.out")"
+	mosquitto_pub -p "$BROKER_PORT" -q 1 -t p/recv_message -n || fail "the broker refused an empty payload"
+	wait_for 20 log_has "$T/keyless.out" '^p/deadletter/recv_message .*"reason":"empty payload' ||
+		fail "no dead letter for an empty payload: $(cat "$T/keyless.out")"
 	! grep -q '^p/shard/' "$T/keyless.out" || fail "a keyless input was routed: $(cat "$T/keyless.out")"
+	port_in_use "$BROKER_PORT" || fail "the broker is gone: $(tail -3 "$T/broker/mosquitto.out")"
 }
 it_case input-without-its-key-is-a-dead-letter case_keyless
 
