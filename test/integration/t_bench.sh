@@ -78,15 +78,20 @@ PY
 note "shards, tiny"
 "$bench" shards --events 2000 --runs 1 >"$T/shards.out" 2>&1 ||
 	fail "scripts/bench shards failed: $(tail -5 "$T/shards.out")"
-for case in 'raw broker' 'S=1 counter' 'S=4 sharded publishers' 'S=4 through the router'; do
+rows=('raw broker' 'S=1 counter' 'S=4 sharded publishers' 'S=4 through the router')
+[ ! -f "$BIN/../lib/mqpipe_route.so" ] || rows+=('S=4 routed in the broker')
+for case in "${rows[@]}"; do
 	grep -q "^$case " "$T/shards.out" || fail "no row for $case: $(cat "$T/shards.out")"
 done
-python3 - "$MQPIPE_ROOT/build/bench/shards.json" <<'PY' || fail "build/bench/shards.json: $(cat "$MQPIPE_ROOT/build/bench/shards.json")"
-import json, sys
+python3 - "$MQPIPE_ROOT/build/bench/shards.json" "$BIN" <<'PY' || fail "build/bench/shards.json: $(cat "$MQPIPE_ROOT/build/bench/shards.json")"
+import json, os, sys
 r = json.load(open(sys.argv[1]))
 c = r["cases"]
 assert (r["events"], r["runs"], r["shards"]) == (2000, 1, 4)
-assert set(c) == {"raw", "s1", "s4", "router"}
+# the fifth case where the plugin was built (README "Routing inside mosquitto")
+plugin = os.path.exists(os.path.join(sys.argv[2], "..", "lib", "mqpipe_route.so"))
+assert set(c) == {"raw", "s1", "s4", "router"} | ({"plugin"} if plugin else set()), sorted(c)
+assert not plugin or r["targets"]["in_broker_routing_over_s1_counter"] is not None
 assert all(c[k]["eps"] > 0 for k in c)
 assert "counter" in c["s1"]["cpu_s_per_100k"]
 assert all(f"counter-{k}" in c["s4"]["cpu_s_per_100k"] for k in range(4))

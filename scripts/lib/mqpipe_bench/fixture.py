@@ -90,10 +90,15 @@ class Broker:
         self.dir = self.port = self.uri = self.proc = None
 
     def _launch(self, mode):
+        # Through broker.sh's broker__mosquitto, which execs mosquitto (the
+        # PID is the broker's) with a sanitizer build's run-times preloaded
+        # when the configuration loads a plugin of ours built with them.
         out = open(os.path.join(self.dir, "mosquitto.out"), mode)
+        sh = os.path.join(self.root, "scripts", "lib", "broker.sh")
         with out:
-            self.proc = subprocess.Popen(["mosquitto", "-c", os.path.join(self.dir, "mosquitto.conf")],
-                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(["bash", "-c", 'source "$1"; broker__mosquitto "$2"', "broker", sh, self.dir],
+                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=dict(os.environ, MQPIPE_ROOT=self.root))
         with open(os.path.join(self.dir, "mosquitto.pid"), "w") as f:
             f.write(f"{self.proc.pid}\n")
 
