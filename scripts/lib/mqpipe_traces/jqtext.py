@@ -91,3 +91,20 @@ def join(values, sep=","):
         else:
             raise JqError("Cannot join with %s" % type_name(v))
     return sep.join(out)
+
+
+def rounded(v, places=2):
+    """jq's `v * 10^places | round / 10^places`: halves away from zero."""
+    scale = 10 ** places
+    x = v * scale
+    return math.copysign(math.floor(abs(x) + 0.5), x) / scale
+
+
+def get(obj, *path):
+    """jq's .a.b[0]: obj[a][b][0], None where a step is missing."""
+    for step in path:
+        try:
+            obj = obj[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return obj

@@ -1,0 +1,1 @@
+"""scripts/pipeline: mqpipe on this machine (see cli.py)."""
