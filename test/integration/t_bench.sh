@@ -31,6 +31,7 @@ usage_error state --modules 0
 usage_error state --per-week x
 usage_error shards --events 0
 usage_error shards --modules 3
+usage_error shards --rate -1
 
 note "--help"
 "$bench" --help >"$T/help" || fail "scripts/bench --help failed"
@@ -97,5 +98,12 @@ assert "counter" in c["s1"]["cpu_s_per_100k"]
 assert all(f"counter-{k}" in c["s4"]["cpu_s_per_100k"] for k in range(4))
 assert "router" in c["router"]["cpu_s_per_100k"] and "counters" in c["router"]["cpu_s_per_100k"]
 assert r["targets"]["router_over_s1_counter"] > 0
+# the paced rounds: every counter fed the same rate (default 1000 ev/s)
+p = r["paced"]
+assert p["rate_per_counter"] == 1000 and (p["cases"]["s1"]["events"], p["cases"]["s4"]["events"]) == (500, 2000)
+assert (p["cases"]["s1"]["target_eps"], p["cases"]["s4"]["target_eps"]) == (1000, 4000)
+assert all(p["cases"][k]["eps"] > 0 for k in ("s1", "s4"))
+assert p["s4_counters_over_s1_counter"] > 0 and p["s4_with_broker_over_s1_with_broker"] > 0
+assert r["targets"]["paced_s4_counters_over_s1_counter"] == p["s4_counters_over_s1_counter"]
 PY
 note "ok"

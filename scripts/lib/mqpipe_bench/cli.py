@@ -25,7 +25,7 @@ BENCHMARKS = {
     "record": (tools.bench_record, ("events", "runs")),
     "page": (page.bench_page, ("events",)),
     "state": (state.bench_state, ("modules", "weeks", "per-week")),
-    "shards": (shards.bench_shards, ("events", "runs")),
+    "shards": (shards.bench_shards, ("events", "runs", "rate")),
 }
 DEFAULT_EVENTS = {"ingest": 20000, "page": 20000, "shards": 40000}
 
@@ -34,6 +34,13 @@ def count(text):
     """A whole number >= 1 (argparse type)."""
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number >= 1")
+    return int(text)
+
+
+def whole(text):
+    """A whole number >= 0 (argparse type)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number")
     return int(text)
 
 
@@ -63,6 +70,8 @@ OPTIONS = {
     "setup-ms": dict(type=millis, default=500, metavar="MS", help="the aggregator's --setup-ms (default 500)"),
     "latency-scale": dict(type=scale, default="1", metavar="F", help="the workers' --latency-scale (default 1)"),
     "svg": dict(metavar="PATH", help="where the chart goes (default build/bench/dashboard.svg)"),
+    "rate": dict(type=whole, default=1000, metavar="R",
+                 help="shards: events/s per counter in the paced rounds, 0 for none (default 1000)"),
     "modules": dict(type=count, default=10000, metavar="N", help="modules in the fleet (default 10000)"),
     "weeks": dict(type=count, default=52, metavar="W", help="weeks simulated, one diagnostic each (default 52)"),
     "per-week": dict(type=count, default=30, metavar="M", help="messages per module and week (default 30)"),

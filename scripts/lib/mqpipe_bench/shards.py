@@ -101,18 +101,48 @@ def topics(case, k):
     return f"{PREFIX[case]}/recv_message", f"{PREFIX[case]}/weekly_diagnostic"  # plain: routed
 
 
-def publish_all(ws, case, paths, diags):
-    """The PUBLISHERS mosquitto_pub -l at once, one per file, then (after all
-    have ended) each module's diagnostic on its publisher's topic."""
-    procs = []
+def pace(procs, paths, rate):
+    """Feeds each of PROCS (mosquitto_pub -l reading a pipe) the lines of its
+    file in PATHS at RATE events/s in all, shared alike, in 10 ms slices,
+    then closes the pipes; BenchError when a publisher ends before."""
+    feeds = [open(path, "rb").read().splitlines(keepends=True) for path in paths]
+    sent = [0] * len(feeds)
+    t0 = time.monotonic()
+    while any(n < len(f) for n, f in zip(sent, feeds)):
+        due = int((time.monotonic() - t0) * rate / len(feeds)) + 1
+        for k, (p, f) in enumerate(zip(procs, feeds)):
+            if sent[k] < min(due, len(f)):
+                try:
+                    p.stdin.write(b"".join(f[sent[k]:due]))
+                    p.stdin.flush()
+                except BrokenPipeError:
+                    raise BenchError(f"mosquitto_pub exited {p.wait()} with {len(f) - sent[k]} events unsent")
+                sent[k] = min(due, len(f))
+        time.sleep(0.01)
+    for p in procs:
+        p.stdin.close()
+
+
+def publish_all(ws, case, paths, diags, rate=0):
+    """The PUBLISHERS mosquitto_pub -l at once, one per file (RATE > 0: at
+    RATE events/s in all, else as fast as they go), then (after all have
+    ended) each module's diagnostic on its publisher's topic."""
+    procs, files = [], []
     for k, path in enumerate(paths):
-        f = open(path, "rb")
-        procs.append((subprocess.Popen(pub_cmd(ws, "-q", "1", "-t", topics(case, k)[0], "-l"), stdin=f), f))
-    for p, f in procs:
+        cmd = pub_cmd(ws, "-q", "1", "-t", topics(case, k)[0], "-l")
+        if rate:
+            procs.append(subprocess.Popen(cmd, stdin=subprocess.PIPE))
+        else:
+            files.append(open(path, "rb"))
+            procs.append(subprocess.Popen(cmd, stdin=files[-1]))
+    if rate:
+        pace(procs, paths, rate)
+    for p in procs:
         code = p.wait()
-        f.close()
         if code != 0:
             raise BenchError(f"mosquitto_pub exited {code}")
+    for f in files:
+        f.close()
     if case == "raw":
         return
     for k in range(SHARDS):
@@ -131,10 +161,11 @@ def check_rates(path, counts):
             raise BenchError(f"module {m}: no success_rate counting its {n} events: {text[:400]}")
 
 
-def one_run(ws, case, r, events, procs):
-    """CASE's run R: EVENTS events until the last success_rate (raw: until a
-    subscriber has them all). Returns (events/s, {process: CPU seconds})."""
-    paths, diags, counts = feed_files(ws, case, r, events)
+def one_run(ws, case, r, events, procs, rate=0):
+    """CASE's run R: EVENTS events (RATE > 0: published at RATE events/s)
+    until the last success_rate (raw: until a subscriber has them all).
+    Returns (events/s, {process: CPU seconds})."""
+    paths, diags, counts = feed_files(ws, case + ("p" if rate else ""), r, events)
     out = ws.path(f"{case}.out")
     if case == "raw":
         sub_args = ("-q", "1", "-t", "raw/+/recv_message", "-C", str(events))
@@ -145,7 +176,7 @@ def one_run(ws, case, r, events, procs):
     time.sleep(0.3)
     before = {name: cpu_s(p.pid) for name, p in procs.items()}
     t0 = time.time()
-    publish_all(ws, case, paths, diags)
+    publish_all(ws, case, paths, diags, rate)
     try:
         sub.wait(timeout=600)
     except subprocess.TimeoutExpired:
@@ -244,4 +275,51 @@ def bench_shards(ws, args):
         result["targets"]["in_broker_routing_over_s1_counter"] = (pb - sb) / s1c
         print("in-broker routing (broker %.2f - %.2f) / S=1 counter: %.2f  (target < 1)"
               % (pb, sb, (pb - sb) / s1c))
+    if args.rate and events // SHARDS < SHARDS * MODULES_PER_SHARD:
+        print(f"\npaced rounds skipped: S=1 would get fewer than one event per module ({events} // {SHARDS})")
+    elif args.rate:
+        result["paced"] = paced(ws, events, runs, args.rate, watched)
+        result["targets"]["paced_s4_counters_over_s1_counter"] = result["paced"]["s4_counters_over_s1_counter"]
     write_result(ws.root, "shards", result)
+
+
+def paced(ws, events, runs, rate, watched):
+    """RUNS rounds of S = 1 and S = 4 (sharding publishers), alternated, with
+    every counter fed RATE events/s: S = 1 EVENTS / SHARDS events at RATE,
+    S = 4 EVENTS at SHARDS x RATE, so each counter carries the same stream
+    as the one counter does, as each host's owners would. Prints and
+    returns the medians."""
+    plan = {"s1": (events // SHARDS, rate), "s4": (events, rate * SHARDS)}
+    print(f"\npaced: every counter fed {rate} ev/s (S=1 {events // SHARDS} events at {rate} ev/s, "
+          f"S=4 {events} at {rate * SHARDS})", flush=True)
+    rates = {c: [] for c in plan}
+    cpus = {c: {} for c in plan}
+    for r in range(1, runs + 1):
+        line = []
+        for case in (("s1", "s4") if r % 2 else ("s4", "s1")):
+            n, pace_rate = plan[case]
+            eps, cpu = one_run(ws, case, r, n, watched[case], pace_rate)
+            cpu["counters"] = sum(v for name, v in cpu.items() if name.startswith("counter"))
+            rates[case].append(eps)
+            for name, v in cpu.items():
+                cpus[case].setdefault(name, []).append(per_100k(v, n))
+            line.append("%s %.0f ev/s (counters %.2f s)" % (case, eps, per_100k(cpu["counters"], n)))
+        print(f"  run {r}: " + "   ".join(line), flush=True)
+    out = {"rate_per_counter": rate, "cases": {}}
+    print("%-24s %9s %9s  %s" % ("case", "ev/s", "target", "CPU s per 100 000 events (medians)"))
+    for case, (n, pace_rate) in plan.items():
+        med = {name: median(v) for name, v in cpus[case].items()}
+        out["cases"][case] = {"events": n, "target_eps": pace_rate, "eps": median(rates[case]), "cpu_s_per_100k": med}
+        order = ["counter", "broker"] if case == "s1" else \
+            ["counters"] + sorted(x for x in med if x.startswith("counter-")) + ["broker"]
+        print("%-24s %9.0f %9d  %s" % (LABELS[case], median(rates[case]), pace_rate,
+                                       "  ".join("%s %.2f" % (x, med[x]) for x in order if x in med)))
+    one, four = out["cases"]["s1"]["cpu_s_per_100k"], out["cases"]["s4"]["cpu_s_per_100k"]
+    out["s4_counters_over_s1_counter"] = four["counters"] / one["counter"]
+    # What the deployment pays per event: its owners and its broker.
+    out["s4_with_broker_over_s1_with_broker"] = (four["counters"] + four["broker"]) / (one["counter"] + one["broker"])
+    print("\ncost per event at the same rate per counter, S=4 counters / S=1 counter: %.2f  (target <= 1)"
+          % out["s4_counters_over_s1_counter"])
+    print("the same with the broker, (counters + broker) S=4 / S=1:                %.2f"
+          % out["s4_with_broker_over_s1_with_broker"])
+    return out
