@@ -8,22 +8,16 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
+
+from mqpipe_traces.broker import port_in_use
 
 
 class BenchError(Exception):
     """A benchmark cannot go on (lost messages, an agent that never came
     online...): the message is printed on standard error, exit status 1."""
-
-
-def port_in_use(port):
-    """True when something accepts TCP connections on 127.0.0.1:PORT."""
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def free_port():

@@ -5,12 +5,11 @@ import glob
 import os
 import pwd
 import re
-import socket
 import subprocess
 import sys
 import time
 
-from mqpipe_traces.broker import proc_alive, stop_pid
+from mqpipe_traces.broker import port_in_use, proc_alive, stop_pid
 from mqpipe_traces.paths import ROOT, bin_dir
 from mqpipe_traces.pipeline import AGENTS, SHARDED
 MAX_SHARDS = 1024  # as the agents take (--shards)
@@ -22,13 +21,6 @@ class UsageError(Exception):
 
 class Failed(Exception):
     """The command cannot go on: the message is printed and it exits 1."""
-
-
-def port_in_use(port):
-    """True when something accepts TCP connections on 127.0.0.1:port."""
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", int(port))) == 0
 
 
 def first_free(want, candidates):

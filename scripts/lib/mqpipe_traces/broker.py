@@ -2,6 +2,7 @@
 scripts/lib/broker.sh (the one free-port and start-up logic every script
 and test shares) and stopped by PID."""
 import os
+import socket
 import subprocess
 import time
 
@@ -18,6 +19,13 @@ def proc_alive(pid):
     except OSError:
         return False
     return stat.rsplit(") ", 1)[-1].split(" ", 1)[0] != "Z"
+
+
+def port_in_use(port):
+    """True when something accepts TCP connections on 127.0.0.1:PORT."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", int(port))) == 0
 
 
 def stop_pid(pid, sig=15):
